@@ -1,0 +1,147 @@
+"""One normalized usage record for every provider.
+
+``Usage.input_tokens`` counts *all* input tokens, cached ones included, as the
+GenAI semantic conventions define ``gen_ai.usage.input_tokens``. Anthropic reports
+``input_tokens`` without the cache, so its builder adds cache reads and writes back in;
+OpenAI already reports the inclusive count.
+
+The builders accept the SDKs' pydantic models or plain dicts (raw JSON), so the agent
+side and the collector side build the record the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
+
+from otel_llm import attributes as attrs
+
+__all__ = ["Usage"]
+
+
+def _get(obj: Any, name: str) -> Any:
+    if obj is None:
+        return None
+    if isinstance(obj, Mapping):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+def _int(value: Any) -> int:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts of one model call (or, summed, of many)."""
+
+    input_tokens: int = 0
+    """All input tokens, cache reads and cache writes included."""
+    output_tokens: int = 0
+    """All output tokens, reasoning included."""
+    cache_read_input_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    """All cache-write tokens; the 5m/1h split below, where the provider reports it."""
+    cache_creation_5m_input_tokens: int = 0
+    cache_creation_1h_input_tokens: int = 0
+    reasoning_output_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        if not isinstance(other, Usage):
+            return NotImplemented
+        return Usage(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(Usage)))
+
+    @property
+    def uncached_input_tokens(self) -> int:
+        """Input tokens billed at the plain input price."""
+        return max(self.input_tokens - self.cache_read_input_tokens - self.cache_creation_input_tokens, 0)
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    # -- builders ------------------------------------------------------------------
+
+    @classmethod
+    def from_anthropic(cls, usage: Any) -> Usage:
+        """From an Anthropic ``Usage`` / ``MessageDeltaUsage`` (model or dict)."""
+        uncached = _int(_get(usage, "input_tokens"))
+        read = _int(_get(usage, "cache_read_input_tokens"))
+        write = _int(_get(usage, "cache_creation_input_tokens"))
+        split = _get(usage, "cache_creation")
+        write_5m = _int(_get(split, "ephemeral_5m_input_tokens"))
+        write_1h = _int(_get(split, "ephemeral_1h_input_tokens"))
+        if split is None and write:
+            # No TTL breakdown: the API default TTL is 5 minutes.
+            write_5m = write
+        reasoning = _int(_get(_get(usage, "output_tokens_details"), "reasoning_tokens"))
+        return cls(
+            input_tokens=uncached + read + write,
+            output_tokens=_int(_get(usage, "output_tokens")),
+            cache_read_input_tokens=read,
+            cache_creation_input_tokens=write,
+            cache_creation_5m_input_tokens=write_5m,
+            cache_creation_1h_input_tokens=write_1h,
+            reasoning_output_tokens=reasoning,
+        )
+
+    @classmethod
+    def from_openai_chat(cls, usage: Any) -> Usage:
+        """From an OpenAI ``CompletionUsage`` (chat completions, legacy completions)."""
+        prompt = _get(usage, "prompt_tokens_details")
+        completion = _get(usage, "completion_tokens_details")
+        return cls(
+            input_tokens=_int(_get(usage, "prompt_tokens")),
+            output_tokens=_int(_get(usage, "completion_tokens")),
+            cache_read_input_tokens=_int(_get(prompt, "cached_tokens")),
+            cache_creation_input_tokens=_int(_get(prompt, "cache_write_tokens")),
+            reasoning_output_tokens=_int(_get(completion, "reasoning_tokens")),
+        )
+
+    @classmethod
+    def from_openai_responses(cls, usage: Any) -> Usage:
+        """From an OpenAI Responses API ``ResponseUsage``."""
+        details_in = _get(usage, "input_tokens_details")
+        details_out = _get(usage, "output_tokens_details")
+        return cls(
+            input_tokens=_int(_get(usage, "input_tokens")),
+            output_tokens=_int(_get(usage, "output_tokens")),
+            cache_read_input_tokens=_int(_get(details_in, "cached_tokens")),
+            cache_creation_input_tokens=_int(_get(details_in, "cache_write_tokens")),
+            reasoning_output_tokens=_int(_get(details_out, "reasoning_tokens")),
+        )
+
+    @classmethod
+    def from_openai_embeddings(cls, usage: Any) -> Usage:
+        """From an OpenAI embeddings ``Usage`` (input only)."""
+        return cls(input_tokens=_int(_get(usage, "prompt_tokens")))
+
+    @classmethod
+    def from_span_attributes(cls, attributes: Mapping[str, Any]) -> Usage:
+        """From the attributes of an inference span written under our contract."""
+        return cls(
+            input_tokens=_int(attributes.get(gen_ai.GEN_AI_USAGE_INPUT_TOKENS)),
+            output_tokens=_int(attributes.get(gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS)),
+            cache_read_input_tokens=_int(attributes.get(gen_ai.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS)),
+            cache_creation_input_tokens=_int(attributes.get(gen_ai.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS)),
+            cache_creation_5m_input_tokens=_int(attributes.get(attrs.USAGE_CACHE_CREATION_5M_INPUT_TOKENS)),
+            cache_creation_1h_input_tokens=_int(attributes.get(attrs.USAGE_CACHE_CREATION_1H_INPUT_TOKENS)),
+            reasoning_output_tokens=_int(attributes.get(gen_ai.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS)),
+        )
+
+    def span_attributes(self) -> dict[str, int]:
+        """The span attributes this record maps to (zero split counts left out)."""
+        out = {
+            gen_ai.GEN_AI_USAGE_INPUT_TOKENS: self.input_tokens,
+            gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS: self.output_tokens,
+            gen_ai.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: self.cache_read_input_tokens,
+            gen_ai.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: self.cache_creation_input_tokens,
+            gen_ai.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: self.reasoning_output_tokens,
+        }
+        if self.cache_creation_5m_input_tokens or self.cache_creation_1h_input_tokens:
+            out[attrs.USAGE_CACHE_CREATION_5M_INPUT_TOKENS] = self.cache_creation_5m_input_tokens
+            out[attrs.USAGE_CACHE_CREATION_1H_INPUT_TOKENS] = self.cache_creation_1h_input_tokens
+        return out
