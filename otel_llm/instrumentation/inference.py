@@ -1,0 +1,340 @@
+"""One model call's telemetry: its span, its metrics, its price and its task accounting.
+
+Each provider instrumentation turns an SDK call into an :class:`InferenceRequest`,
+starts an :class:`InferenceCall` before the request leaves, feeds it the response (or
+the stream's chunks) and ends it exactly once. Everything the call records is computed
+here, so OpenAI and Anthropic spans carry the same attributes with the same meaning.
+
+The telemetry path never breaks the user's call: every step is guarded, a failure is
+logged once (per kind of failure) and the call goes on. The one exception that is
+*meant* to reach the user is :class:`otel_llm.BudgetExceeded`, raised by the budget
+guard before the request is sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.metrics import MeterProvider, get_meter
+from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
+from opentelemetry.semconv.attributes import error_attributes, server_attributes
+from opentelemetry.trace import SpanKind, Status, StatusCode, TracerProvider, get_tracer
+from opentelemetry.util.types import AttributeValue
+
+from otel_llm import __version__, pricing, tasks
+from otel_llm import attributes as attrs
+from otel_llm.instrumentation.instruments import Instruments
+from otel_llm.usage import Usage
+
+if TYPE_CHECKING:
+    from otel_llm.pricing import Cost
+
+logger = logging.getLogger("otel_llm.instrumentation")
+
+CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+SCOPE = "otel_llm"
+
+_logged_failures: set[str] = set()
+
+
+def log_failure_once(what: str, exc: BaseException | None = None) -> None:
+    """Log a telemetry-path failure the first time it happens in this process."""
+    if what in _logged_failures:
+        return
+    _logged_failures.add(what)
+    logger.warning("otel-llm telemetry failed (%s); the model call goes on untouched", what, exc_info=exc)
+
+
+def capture_content_enabled() -> bool:
+    """Message content is recorded only when the user opts in."""
+    return os.environ.get(CAPTURE_CONTENT_ENV, "").strip().lower() == "true"
+
+
+def prefix_hash(parts: Sequence[Any]) -> str | None:
+    """A short, stable hash of a prompt's cacheable prefix (system, tools, cache-marked
+    blocks): calls with equal hashes can share one provider cache entry."""
+    if not parts:
+        return None
+    blob = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return hashlib.blake2b(blob, digest_size=8).hexdigest()
+
+
+def estimate_tokens(*texts_or_objects: Any) -> int:
+    """A rough input-size estimate (4 characters a token) for the budget guard's reserve
+    check. Never used for what is recorded: recorded counts come from the provider."""
+    chars = 0
+    for item in texts_or_objects:
+        if item is None:
+            continue
+        if isinstance(item, str):
+            chars += len(item)
+        else:
+            try:
+                chars += len(json.dumps(item, default=str))
+            except (TypeError, ValueError):
+                chars += len(str(item))
+    return chars // 4
+
+
+class Telemetry:
+    """The tracer, instruments and settings one instrumentor emits with."""
+
+    def __init__(
+        self,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
+        capture_content: bool | None = None,
+    ) -> None:
+        self.tracer = get_tracer(SCOPE, __version__, tracer_provider)
+        self.instruments = Instruments.create(get_meter(SCOPE, __version__, meter_provider))
+        self.capture_content = capture_content_enabled() if capture_content is None else capture_content
+
+    def start(self, request: InferenceRequest) -> InferenceCall:
+        """Begin a call; raises ``BudgetExceeded`` when the task may not make it."""
+        return InferenceCall(self, request)
+
+
+@dataclass(slots=True)
+class InferenceRequest:
+    """What the instrumentation knows about a call before it is sent."""
+
+    provider: str
+    operation: str
+    model: str | None
+    stream: bool = False
+    max_tokens: int | None = None
+    server_address: str | None = None
+    server_port: int | None = None
+    input_estimate: int = 0
+    prefix_hash: str | None = None
+    attributes: dict[str, AttributeValue] = field(default_factory=dict)
+    """Further request attributes (temperature, content when captured, ...)."""
+
+
+class InferenceCall:
+    """The telemetry of one model call from before its request to its last chunk."""
+
+    __slots__ = (
+        "_chunk_gaps",
+        "_ended",
+        "_last_chunk",
+        "_start",
+        "_task_call",
+        "_telemetry",
+        "_ttft",
+        "cost",
+        "finish_reasons",
+        "request",
+        "response_id",
+        "response_model",
+        "span",
+        "usage",
+    )
+
+    def __init__(self, telemetry: Telemetry, request: InferenceRequest) -> None:
+        self._telemetry = telemetry
+        self.request = request
+        self._ended = False
+        self._ttft: float | None = None
+        self._last_chunk = 0.0
+        self._chunk_gaps: list[float] = []
+        self.usage: Usage | None = None
+        self.cost: Cost | None = None
+        self.response_model: str | None = None
+        self.response_id: str | None = None
+        self.finish_reasons: list[str] = []
+        self._task_call: tasks.TaskCall | None = None
+        self.span: trace.Span = trace.INVALID_SPAN
+
+        # The guard runs first and may refuse the call; nothing else here may raise.
+        self._task_call = _enter_task(request)
+        try:
+            self.span = telemetry.tracer.start_span(
+                f"{request.operation} {request.model}" if request.model else request.operation,
+                context=self._task_call.context if self._task_call is not None else None,
+                kind=SpanKind.CLIENT,
+                attributes=self._start_attributes(),
+            )
+        except Exception as exc:
+            log_failure_once("starting the inference span", exc)
+        self._start = time.perf_counter()
+
+    def _start_attributes(self) -> dict[str, AttributeValue]:
+        request = self.request
+        out: dict[str, AttributeValue] = {
+            gen_ai.GEN_AI_OPERATION_NAME: request.operation,
+            gen_ai.GEN_AI_PROVIDER_NAME: request.provider,
+            gen_ai.GEN_AI_REQUEST_STREAM: request.stream,
+        }
+        if request.model:
+            out[gen_ai.GEN_AI_REQUEST_MODEL] = request.model
+        if request.max_tokens is not None:
+            out[gen_ai.GEN_AI_REQUEST_MAX_TOKENS] = request.max_tokens
+        if request.server_address:
+            out[server_attributes.SERVER_ADDRESS] = request.server_address
+            if request.server_port:
+                out[server_attributes.SERVER_PORT] = request.server_port
+        if request.prefix_hash:
+            out[attrs.PROMPT_PREFIX_HASH] = request.prefix_hash
+        if self._task_call is not None:
+            out.update(self._task_call.span_attributes)
+        out.update(request.attributes)
+        return out
+
+    @contextmanager
+    def activated(self) -> Iterator[None]:
+        """Make the inference span current while the SDK sends the request, so HTTP
+        client spans and anything else the SDK emits nest under it."""
+        token = otel_context.attach(trace.set_span_in_context(self.span))
+        try:
+            yield
+        finally:
+            otel_context.detach(token)
+
+    # -- what the response tells ---------------------------------------------------
+
+    def chunk(self) -> None:
+        """Note that a stream chunk arrived (time to first chunk, time per chunk)."""
+        now = time.perf_counter()
+        if self._ttft is None:
+            self._ttft = now - self._start
+        else:
+            self._chunk_gaps.append(now - self._last_chunk)
+        self._last_chunk = now
+
+    def set_response(
+        self,
+        *,
+        model: str | None = None,
+        response_id: str | None = None,
+        finish_reasons: Sequence[str] | None = None,
+        usage: Usage | None = None,
+        attributes: Mapping[str, AttributeValue] | None = None,
+    ) -> None:
+        """Record what the response said; later values replace earlier ones."""
+        if model:
+            self.response_model = model
+        if response_id:
+            self.response_id = response_id
+        if finish_reasons:
+            self.finish_reasons = list(finish_reasons)
+        if usage is not None:
+            self.usage = usage
+        if attributes:
+            try:
+                self.span.set_attributes(attributes)
+            except Exception as exc:
+                log_failure_once("recording response attributes", exc)
+
+    # -- the end ---------------------------------------------------------------------
+
+    def end(self, error: BaseException | None = None) -> None:
+        """End the call exactly once: price it, close its span, record its metrics and
+        account it to its task. Later calls do nothing."""
+        if self._ended:
+            return
+        self._ended = True
+        duration = time.perf_counter() - self._start
+        try:
+            self._finish_span(error)
+        except Exception as exc:
+            log_failure_once("finishing the inference span", exc)
+        try:
+            self._record_metrics(duration, error)
+        except Exception as exc:
+            log_failure_once("recording metrics", exc)
+        if self._task_call is not None:
+            try:
+                self._task_call.exit_call(self.usage, self.cost, error)
+            except Exception as exc:
+                log_failure_once("accounting the call to its task", exc)
+        try:
+            self.span.end()
+        except Exception as exc:
+            log_failure_once("ending the inference span", exc)
+
+    def _finish_span(self, error: BaseException | None) -> None:
+        span = self.span
+        out: dict[str, AttributeValue] = {}
+        if self.response_model:
+            out[gen_ai.GEN_AI_RESPONSE_MODEL] = self.response_model
+        if self.response_id:
+            out[gen_ai.GEN_AI_RESPONSE_ID] = self.response_id
+        if self.finish_reasons:
+            out[gen_ai.GEN_AI_RESPONSE_FINISH_REASONS] = self.finish_reasons
+        if self._ttft is not None:
+            out[gen_ai.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = self._ttft
+        if self.usage is not None:
+            out.update(self.usage.span_attributes())
+            self.cost = pricing.price(self.usage, self.response_model or self.request.model, self.request.provider)
+            if self.cost is not None:
+                out.update(self.cost.span_attributes())
+            else:
+                out[attrs.PRICE_SOURCE] = pricing.PRICE_SOURCE_UNKNOWN
+        if error is not None:
+            out[error_attributes.ERROR_TYPE] = _error_type(error)
+            span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"[:500]))
+        span.set_attributes(out)
+
+    def _record_metrics(self, duration: float, error: BaseException | None) -> None:
+        instruments = self._telemetry.instruments
+        request = self.request
+        metric_attrs: dict[str, AttributeValue] = {
+            gen_ai.GEN_AI_OPERATION_NAME: request.operation,
+            gen_ai.GEN_AI_PROVIDER_NAME: request.provider,
+        }
+        if request.model:
+            metric_attrs[gen_ai.GEN_AI_REQUEST_MODEL] = request.model
+        if self.response_model:
+            metric_attrs[gen_ai.GEN_AI_RESPONSE_MODEL] = self.response_model
+        if request.server_address:
+            metric_attrs[server_attributes.SERVER_ADDRESS] = request.server_address
+            if request.server_port:
+                metric_attrs[server_attributes.SERVER_PORT] = request.server_port
+        if error is not None:
+            metric_attrs[error_attributes.ERROR_TYPE] = _error_type(error)
+        instruments.operation_duration.record(duration, metric_attrs)
+        if self._ttft is not None:
+            instruments.time_to_first_chunk.record(self._ttft, metric_attrs)
+            for gap in self._chunk_gaps:
+                instruments.time_per_output_chunk.record(gap, metric_attrs)
+        if self.usage is not None:
+            instruments.token_usage.record(
+                self.usage.input_tokens, {**metric_attrs, gen_ai.GEN_AI_TOKEN_TYPE: "input"}
+            )
+            instruments.token_usage.record(
+                self.usage.output_tokens, {**metric_attrs, gen_ai.GEN_AI_TOKEN_TYPE: "output"}
+            )
+        if self.cost is not None:
+            instruments.cost.add(self.cost.total_usd, metric_attrs)
+
+
+def _enter_task(request: InferenceRequest) -> tasks.TaskCall | None:
+    try:
+        return tasks.enter_call(
+            request.provider,
+            request.model,
+            max_tokens=request.max_tokens,
+            input_estimate=request.input_estimate,
+        )
+    except tasks.BudgetExceeded:
+        raise
+    except Exception as exc:
+        log_failure_once("checking the task budget", exc)
+        return None
+
+
+def _error_type(error: BaseException) -> str:
+    # The SDKs' exception classes already name the failure (RateLimitError,
+    # OverloadedError, APITimeoutError, ...) with low cardinality.
+    return type(error).__qualname__

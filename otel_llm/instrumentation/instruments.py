@@ -1,0 +1,66 @@
+"""The metric instruments every instrumentor records to, created once per meter.
+
+Names, units and descriptions come from the GenAI semantic conventions; the bucket
+boundaries are the ones the conventions ask for (the semconv package's factories do not
+set them, so the histograms are created here with the advisory boundaries).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from opentelemetry.metrics import Counter, Histogram, Meter
+from opentelemetry.semconv._incubating.metrics import gen_ai_metrics
+
+TOKEN_BUCKETS: Final = (
+    1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
+)  # fmt: skip
+SECONDS_BUCKETS: Final = (
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+)  # fmt: skip
+
+COST_METRIC: Final = "otel_llm.client.cost"
+
+
+@dataclass(frozen=True, slots=True)
+class Instruments:
+    token_usage: Histogram
+    operation_duration: Histogram
+    time_to_first_chunk: Histogram
+    time_per_output_chunk: Histogram
+    cost: Counter
+
+    @classmethod
+    def create(cls, meter: Meter) -> Instruments:
+        return cls(
+            token_usage=meter.create_histogram(
+                name=gen_ai_metrics.GEN_AI_CLIENT_TOKEN_USAGE,
+                unit="{token}",
+                description="Number of input and output tokens used.",
+                explicit_bucket_boundaries_advisory=TOKEN_BUCKETS,
+            ),
+            operation_duration=meter.create_histogram(
+                name=gen_ai_metrics.GEN_AI_CLIENT_OPERATION_DURATION,
+                unit="s",
+                description="GenAI operation duration.",
+                explicit_bucket_boundaries_advisory=SECONDS_BUCKETS,
+            ),
+            time_to_first_chunk=meter.create_histogram(
+                name=gen_ai_metrics.GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK,
+                unit="s",
+                description="Time to receive the first chunk of a streamed response.",
+                explicit_bucket_boundaries_advisory=SECONDS_BUCKETS,
+            ),
+            time_per_output_chunk=meter.create_histogram(
+                name=gen_ai_metrics.GEN_AI_CLIENT_OPERATION_TIME_PER_OUTPUT_CHUNK,
+                unit="s",
+                description="Time between consecutive chunks of a streamed response, after the first.",
+                explicit_bucket_boundaries_advisory=SECONDS_BUCKETS,
+            ),
+            cost=meter.create_counter(
+                name=COST_METRIC,
+                unit="USD",
+                description="Price of model calls in US dollars, as priced by otel-llm.",
+            ),
+        )

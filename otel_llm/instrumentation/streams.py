@@ -1,0 +1,134 @@
+"""Stream wrappers that end the call's span exactly once, however the stream ends.
+
+A wrapped stream behaves as the SDK's own object (``wrapt.ObjectProxy``: attributes,
+``response``, ``isinstance`` all pass through). Every chunk goes to the provider's
+:class:`StreamAccumulator`; the call ends on whichever comes first:
+
+- exhaustion (``StopIteration`` / ``StopAsyncIteration``),
+- an error raised while reading the stream (status ERROR, ``error.type``),
+- ``close()`` / ``__exit__`` (also when the user leaves a ``with`` block early),
+- the stream being dropped unfinished (``break`` and the last reference gone): a
+  ``weakref.finalize`` hook ends the span with what had arrived. This is the one path
+  that depends on garbage collection; in CPython it runs as soon as the stream is
+  unreferenced, and at the latest at interpreter exit.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+import wrapt
+
+from otel_llm.instrumentation.inference import InferenceCall, log_failure_once
+
+
+class StreamAccumulator:
+    """Collects what a provider's chunks say; the provider subclasses it."""
+
+    __slots__ = ()
+
+    def add(self, chunk: Any) -> None:
+        """Take one chunk (called for every chunk, in order)."""
+
+    def finish(self, call: InferenceCall) -> None:
+        """Hand what was collected to ``call`` (``call.set_response(...)``)."""
+
+
+def _end(call: InferenceCall, accumulator: StreamAccumulator, error: BaseException | None) -> None:
+    try:
+        accumulator.finish(call)
+    except Exception as exc:
+        log_failure_once("reading a stream's final usage", exc)
+    call.end(error)
+
+
+class _StreamProxy(wrapt.ObjectProxy):
+    def __init__(self, wrapped: Any, call: InferenceCall, accumulator: StreamAccumulator) -> None:
+        super().__init__(wrapped)
+        self._self_call = call
+        self._self_accumulator = accumulator
+        self._self_done = weakref.finalize(self, _end, call, accumulator, None)
+
+    def _self_chunk(self, chunk: Any) -> None:
+        try:
+            self._self_call.chunk()
+            self._self_accumulator.add(chunk)
+        except Exception as exc:
+            log_failure_once("reading a stream chunk", exc)
+
+    def _self_end(self, error: BaseException | None = None) -> None:
+        # finalize() runs its callback at most once, whoever calls it first.
+        if self._self_done.alive:
+            self._self_done.detach()
+            _end(self._self_call, self._self_accumulator, error)
+
+
+class SyncStream(_StreamProxy):
+    """Wraps a synchronous SDK stream (``openai.Stream``, ``anthropic.Stream``, ...)."""
+
+    def __iter__(self) -> SyncStream:
+        return self
+
+    def __next__(self) -> Any:
+        try:
+            chunk = self.__wrapped__.__next__()
+        except StopIteration:
+            self._self_end()
+            raise
+        except BaseException as exc:
+            self._self_end(exc)
+            raise
+        self._self_chunk(chunk)
+        return chunk
+
+    def __enter__(self) -> SyncStream:
+        self.__wrapped__.__enter__()
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
+        try:
+            return self.__wrapped__.__exit__(exc_type, exc, tb)
+        finally:
+            self._self_end(exc)
+
+    def close(self) -> None:
+        try:
+            self.__wrapped__.close()
+        finally:
+            self._self_end()
+
+
+class AsyncStream(_StreamProxy):
+    """Wraps an asynchronous SDK stream (``openai.AsyncStream``, ...)."""
+
+    def __aiter__(self) -> AsyncStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            chunk = await self.__wrapped__.__anext__()
+        except StopAsyncIteration:
+            self._self_end()
+            raise
+        except BaseException as exc:
+            self._self_end(exc)
+            raise
+        self._self_chunk(chunk)
+        return chunk
+
+    async def __aenter__(self) -> AsyncStream:
+        await self.__wrapped__.__aenter__()
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
+        try:
+            return await self.__wrapped__.__aexit__(exc_type, exc, tb)
+        finally:
+            self._self_end(exc)
+
+    async def close(self) -> None:
+        try:
+            await self.__wrapped__.close()
+        finally:
+            self._self_end()
