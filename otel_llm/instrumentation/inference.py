@@ -276,7 +276,9 @@ class InferenceCall:
             out[gen_ai.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = self._ttft
         if self.usage is not None:
             out.update(self.usage.span_attributes())
-            self.cost = pricing.price(self.usage, self.response_model or self.request.model, self.request.provider)
+            self.cost = pricing.price(
+                self.usage, self.response_model or self.request.model, self.request.provider
+            )
             if self.cost is not None:
                 out.update(self.cost.span_attributes())
             else:
