@@ -1573,3 +1573,20 @@ def _error_type(error: BaseException) -> str:
     if isinstance(error, BudgetExceeded):
         return "otel_llm.BudgetExceeded"
     return type(error).__qualname__
+
+
+def _reset_for_tests() -> None:
+    """Forget the configuration, the automatic tasks and the live tasks (tests only)."""
+    with _Auto.lock:
+        _Auto.enabled = 0
+        _Auto.process = None
+        _Auto.process_context = None
+        _Auto.env_context = None
+        _Auto.traces.clear()
+        _Auto.joined.clear()
+    with _Settings.lock:
+        _Settings.config = None
+        _Settings.tracer_provider = None
+        _Settings.resource_cache = None
+    _LIVE.clear()
+    _logged.clear()
