@@ -36,8 +36,8 @@ sees every process, enforces them.
 Environment variables (each optional): ``OTEL_LLM_MAX_USD``, ``OTEL_LLM_MAX_TOKENS``,
 ``OTEL_LLM_MAX_ITERATIONS``, ``OTEL_LLM_MAX_SECONDS``, ``OTEL_LLM_MAX_TOOL_CALLS``,
 ``OTEL_LLM_WARN_AT``, ``OTEL_LLM_ON_EXCEED`` (kill|alert). They are the defaults of every
-task; a matching policy overrides them limit by limit, and explicit ``otel_llm.task(...)``
-arguments override both.
+task; a matching policy overrides them limit by limit (and a policy file's ``warn_at``
+overrides ``OTEL_LLM_WARN_AT``), and explicit ``otel_llm.task(...)`` arguments override both.
 
 Every error names the place (``file: policies[0].per_task.max_usd`` or the variable) and
 what was expected, e.g. ``policy.yaml: policies[0].per_task.max_usd: expected a number >
@@ -217,14 +217,14 @@ class BudgetConfig:
         on_exceed: OnExceed = self.env_on_exceed or "kill"
         if self.policy is None:
             return Resolved(self.env_limits, warn_at, on_exceed)
-        if self.env_warn_at is None:
-            warn_at = self.policy.warn_at
+        warn_at = self.policy.warn_at
         view: dict[str, Any] = {key: name for key in TASK_NAME_KEYS}
         view.update(resource or {})
         view.update(attributes or {})
         per_task: Limits | None = None
         names: list[str] = []
         kill = False
+        own_warn_at: list[float] = []
         for policy in self.policy.matching(view):
             if policy.per_task is None:
                 continue
@@ -232,7 +232,10 @@ class BudgetConfig:
             per_task = policy.per_task if per_task is None else per_task.strictest(policy.per_task)
             kill = kill or policy.on_exceed == "kill"
             if policy.warn_at is not None:
-                warn_at = min(warn_at, policy.warn_at)
+                own_warn_at.append(policy.warn_at)
+        if own_warn_at:
+            # A policy's own warn_at overrides the file's; of several, the earliest warning.
+            warn_at = min(own_warn_at)
         if per_task is None:
             return Resolved(self.env_limits, warn_at, on_exceed)
         return Resolved(per_task.over(self.env_limits), warn_at, "kill" if kill else "alert", tuple(names))
