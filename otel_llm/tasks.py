@@ -148,6 +148,8 @@ __all__ = [
     "disable_auto_tasks",
     "enable_auto_tasks",
     "enter_call",
+    "instrumentation_started",
+    "instrumentation_stopped",
     "kill_task",
     "subprocess_env",
     "task",
@@ -1223,6 +1225,16 @@ def disable_auto_tasks() -> None:
 
 def auto_tasks_enabled() -> bool:
     return _Auto.enabled > 0
+
+
+def instrumentation_started(tracer_provider: trace.TracerProvider | None = None) -> None:
+    """What an instrumentor's ``_instrument`` calls: :func:`enable_auto_tasks`."""
+    enable_auto_tasks(tracer_provider)
+
+
+def instrumentation_stopped() -> None:
+    """What an instrumentor's ``_uninstrument`` calls: :func:`disable_auto_tasks`."""
+    disable_auto_tasks()
 
 
 _AUTO_INSTRUMENTATION_MODULE = "opentelemetry.instrumentation.auto_instrumentation"
