@@ -509,6 +509,30 @@ def test_anthropic_structured_output_parse(claude: anthropic.Anthropic) -> None:
     assert isinstance(parsed.parsed_output, Order)
 
 
+def test_stop_sequences_cut_the_text(sim: Simulator, claude: anthropic.Anthropic, oai: openai.OpenAI) -> None:
+    sim.enqueue(Reply.text("one two END three"), Reply.text("one two END three"))
+    message = claude.messages.create(
+        model=SONNET, max_tokens=100, messages=[{"role": "user", "content": "hi"}], stop_sequences=["END"]
+    )
+    assert (message.content[0].text, message.stop_reason, message.stop_sequence) == (
+        "one two ",
+        "stop_sequence",
+        "END",
+    )
+    assert message.usage.output_tokens == count_tokens("one two ")
+    chat = oai.chat.completions.create(
+        model="gpt-4o", messages=[{"role": "user", "content": "hi"}], stop="END"
+    )
+    assert (chat.choices[0].message.content, chat.choices[0].finish_reason) == ("one two ", "stop")
+
+
+def test_anthropic_count_tokens_endpoint(claude: anthropic.Anthropic) -> None:
+    counted = claude.messages.count_tokens(
+        model=SONNET, system=SYSTEM_8K, messages=[{"role": "user", "content": "hello"}]
+    )
+    assert counted.input_tokens == 2002
+
+
 # --------------------------------------------------------------------------- diagnostics
 
 
@@ -602,6 +626,15 @@ def test_openai_stream_error_event_raises_api_error(sim: Simulator, oai: openai.
     )
     with pytest.raises(openai.APIError, match="server had an error"):
         list(stream)
+
+
+def test_responses_stream_error_event(sim: Simulator, oai: openai.OpenAI) -> None:
+    sim.enqueue(Reply.stream_error(after_chunks=5, mode="event", status=500))
+    with oai.responses.stream(model="gpt-4.1", input="hi") as stream:
+        kinds = [event.type for event in stream]
+        with pytest.raises(RuntimeError, match=r"response\.completed"):
+            stream.get_final_response()
+    assert kinds[-2:] == ["response.output_text.delta", "error"]
 
 
 # --------------------------------------------------------------------------- scripting and bookkeeping

@@ -8,7 +8,16 @@ from typing import Any
 from otel_llm.sim.cache import AnthropicCacheResult
 from otel_llm.sim.replies import Reply
 from otel_llm.sim.tokens import Block, compact_json, count_tokens, json_block, split_tokens, text_block
-from otel_llm.sim.wire import Context, Plan, SimRequest, SseEvent, build_output, dumps, filler_text
+from otel_llm.sim.wire import (
+    Context,
+    Plan,
+    SimRequest,
+    SseEvent,
+    apply_stop,
+    build_output,
+    dumps,
+    filler_text,
+)
 
 _ERRORS: dict[int, tuple[str, str]] = {
     400: ("invalid_request_error", "Invalid request (simulated)."),
@@ -219,7 +228,11 @@ def messages_create(
     )
     if thinking_text is not None and out.reasoning_tokens < thinking_tokens:
         thinking_text = thinking_text[: out.reasoning_tokens * 4]
-    stop_reason = "max_tokens" if out.truncated else ("tool_use" if out.calls else "end_turn")
+    stop_sequence = apply_stop(out, body.get("stop_sequences"))
+    if stop_sequence is not None:
+        stop_reason = "stop_sequence"
+    else:
+        stop_reason = "max_tokens" if out.truncated else ("tool_use" if out.calls else "end_turn")
     message_id = ctx.new_id("msg_")
 
     diagnostics: dict[str, Any] | None = None
@@ -248,7 +261,7 @@ def messages_create(
         "model": model,
         "content": content,
         "stop_reason": stop_reason,
-        "stop_sequence": None,
+        "stop_sequence": stop_sequence,
         "usage": usage,
     }
     if isinstance(requested, dict):
@@ -309,7 +322,9 @@ def messages_create(
     }
     if thinking_text is not None:
         final_usage["output_tokens_details"] = {"thinking_tokens": out.reasoning_tokens}
-    emit("message_delta", delta={"stop_reason": stop_reason, "stop_sequence": None}, usage=final_usage)
+    emit(
+        "message_delta", delta={"stop_reason": stop_reason, "stop_sequence": stop_sequence}, usage=final_usage
+    )
     emit("message_stop")
     plan = Plan(
         events=events,

@@ -13,7 +13,7 @@ from typing import Any
 from otel_llm.sim.cache import OpenAICacheResult
 from otel_llm.sim.replies import Reply
 from otel_llm.sim.tokens import Block, count_tokens, json_block, split_tokens, text_block
-from otel_llm.sim.wire import Context, Output, Plan, SimRequest, SseEvent, build_output, dumps
+from otel_llm.sim.wire import Context, Output, Plan, SimRequest, SseEvent, apply_stop, build_output, dumps
 
 _REASONING_MODEL = re.compile(r"^(o\d|gpt-[5-9]|codex)")
 _EMBEDDING_DIMENSIONS = {"text-embedding-3-large": 3072}
@@ -183,7 +183,8 @@ def chat_completion(ctx: Context, request: SimRequest, reply: Reply) -> Plan:
         max_tokens=max_tokens,
         id_prefix="call_",
     )
-    finish = "length" if out.truncated else ("tool_calls" if out.calls else "stop")
+    stopped = apply_stop(out, body.get("stop")) is not None
+    finish = "stop" if stopped else ("length" if out.truncated else ("tool_calls" if out.calls else "stop"))
     completion_id = ctx.new_id("chatcmpl-")
     created = ctx.wall_time()
     usage = chat_usage(cache, out)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import sys
 import threading
 import time
 from collections import deque
@@ -346,9 +347,13 @@ def _send_stream(handler: _Handler, plan: Plan, ttft: float, per_token: float) -
             if first_token_sent and per_token > 0:
                 time.sleep(per_token * event.tokens)
             first_token_sent = True
-        handler.wfile.write(pending + _chunk(event.encode()))
+        # The last event goes out with the terminating chunk, so a client that stops reading at
+        # the final event (the OpenAI SDK stops at [DONE]) still finds the body complete.
+        tail = b"0\r\n\r\n" if index == len(plan.events) - 1 else b""
+        handler.wfile.write(pending + _chunk(event.encode()) + tail)
         pending = b""
-    handler.wfile.write(pending + b"0\r\n\r\n")
+    if pending:
+        handler.wfile.write(pending + b"0\r\n\r\n")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -385,6 +390,13 @@ class _Server(ThreadingHTTPServer):
         with self._connections_lock:
             self._connections.discard(request)
         super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Clients hanging up (a closed stream, a dropped pool connection) are normal here."""
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError | TimeoutError):
+            return
+        super().handle_error(request, client_address)
 
     def drop_connections(self) -> None:
         with self._connections_lock:

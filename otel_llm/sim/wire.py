@@ -223,3 +223,18 @@ def build_output(
             budget -= cost
         calls = kept
     return Output(text, calls, reasoning_tokens, truncated)
+
+
+def apply_stop(out: Output, stop: Any) -> str | None:
+    """Cut ``out.text`` before the earliest stop sequence; return the sequence that matched.
+
+    ``stop`` is a string or a list of strings; when one matches, tool calls are dropped too.
+    """
+    sequences = [stop] if isinstance(stop, str) else [s for s in stop or [] if isinstance(s, str) and s]
+    found = [(out.text.find(seq), seq) for seq in sequences if seq in out.text]
+    if not found:
+        return None
+    position, sequence = min(found)
+    out.text = out.text[:position]
+    out.calls = []
+    return sequence
