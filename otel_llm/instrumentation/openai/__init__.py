@@ -1,0 +1,121 @@
+"""OpenTelemetry instrumentation of the OpenAI Python SDK: tokens, prompt-cache reads,
+cost and latency of every model call.
+
+Usage
+-----
+With no code change::
+
+    opentelemetry-instrument python agent.py      # entry point ``otel_llm_openai``
+
+or in code::
+
+    from otel_llm.instrumentation.openai import OpenAIInstrumentor
+
+    OpenAIInstrumentor().instrument(tracer_provider=..., meter_provider=...)
+    ...
+    OpenAIInstrumentor().uninstrument()           # every method is the original again
+
+What is instrumented (sync and async clients, ``OpenAI`` and ``AzureOpenAI``)
+--------------------------------------------------------------------------------
+``chat.completions.create`` / ``parse`` / ``stream``, ``responses.create`` / ``parse`` /
+``stream`` / ``retrieve``, ``embeddings.create``, each also through
+``with_raw_response`` and ``with_streaming_response``. Each call is one CLIENT span
+``{operation} {model}`` (``chat gpt-4o``, ``embeddings text-embedding-3-small``) under the
+span contract of ``DESIGN.md``, plus the GenAI client metrics and the cost counter.
+``gen_ai.provider.name`` is ``openai``, or ``azure.ai.openai`` for Azure clients.
+``gen_ai.usage.input_tokens`` is ``prompt_tokens`` / ``input_tokens`` (cached tokens
+included), ``gen_ai.usage.cache_read.input_tokens`` is ``cached_tokens``.
+
+Streams end their span exactly once: when consumed, on an error while reading, on
+``close()`` or leaving a ``with`` block (an exception leaving the block is the span's
+error), or, for a stream abandoned after ``break``, when it is garbage collected.
+
+Usage on chat streams (``OTEL_LLM_OPENAI_STREAM_USAGE``)
+---------------------------------------------------------
+Chat Completions streams report usage (and so cached tokens and cost) only when the
+request sets ``stream_options={"include_usage": True}``; it then arrives on one extra
+final chunk with ``choices: []``. otel-llm does not change a request by default: a chat
+stream without it gets no token counts, only ``otel_llm.price.source=unknown`` (so
+unpriced calls can be counted).
+Set ``include_usage`` yourself (the span then reads the final chunk, which you also
+receive), or opt in with ``OTEL_LLM_OPENAI_STREAM_USAGE=true`` (read at
+``instrument()``): otel-llm then adds ``include_usage`` to chat streams that did not set
+it either way, reads the usage chunk, and does not hand that chunk to your code, so code
+written for streams without it keeps working. Not injected for
+``with_streaming_response`` (which hands you the raw SSE bytes). Responses API streams
+always carry usage on their final event.
+
+Responses read again
+--------------------
+``responses.retrieve`` (and a resumed ``responses.stream(response_id=...)``) is a span
+``chat`` with the response's model. Its tokens and cost are recorded only the first time
+this process sees that response finished, so polling a background response, or
+retrieving one created here, does not count it twice.
+
+Content
+-------
+Messages (``gen_ai.input.messages``, ``gen_ai.output.messages``,
+``gen_ai.system_instructions``, JSON in the semantic-convention shape) are recorded only
+with ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true`` (or
+``instrument(capture_content=True)``). API keys and request headers are never recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib import import_module
+from typing import Any
+
+from otel_llm.instrumentation.inference import Telemetry
+from otel_llm.instrumentation.openai.package import _instruments
+from otel_llm.instrumentation.patching import Patch, ProviderInstrumentor, Wrapper
+
+__all__ = ["OpenAIInstrumentor"]
+
+_CHAT = "openai.resources.chat.completions.completions"
+_RESPONSES = "openai.resources.responses.responses"
+_EMBEDDINGS = "openai.resources.embeddings"
+_CHAT_HELPERS = "openai.lib.streaming.chat._completions"
+_RESPONSE_HELPERS = "openai.lib.streaming.responses._responses"
+
+
+def _lazy(name: str, *args: Any) -> Callable[[Telemetry], Wrapper]:
+    # The patch module imports the SDK; import it only when instrumenting, so loading
+    # the entry point without openai installed stays harmless.
+    def make_wrapper(telemetry: Telemetry) -> Wrapper:
+        factory = getattr(import_module("otel_llm.instrumentation.openai.patch"), name)
+        return (factory(*args) if args else factory)(telemetry)
+
+    return make_wrapper
+
+
+def _manager_exit(module: str, cls: str, method: str) -> Patch:
+    return Patch(module, f"{cls}.{method}", _lazy("manager_exit", f"_{cls}__stream"))
+
+
+class OpenAIInstrumentor(ProviderInstrumentor):
+    """Instruments the OpenAI SDK (see the module docstring)."""
+
+    _dependencies = _instruments
+    _patches = (
+        Patch(_CHAT, "Completions.create", _lazy("chat_create")),
+        Patch(_CHAT, "AsyncCompletions.create", _lazy("async_chat_create")),
+        Patch(_CHAT, "Completions.parse", _lazy("chat_parse")),
+        Patch(_CHAT, "AsyncCompletions.parse", _lazy("async_chat_parse")),
+        Patch(_RESPONSES, "Responses.create", _lazy("responses_create")),
+        Patch(_RESPONSES, "AsyncResponses.create", _lazy("async_responses_create")),
+        Patch(_RESPONSES, "Responses.parse", _lazy("responses_create")),
+        Patch(_RESPONSES, "AsyncResponses.parse", _lazy("async_responses_create")),
+        Patch(_RESPONSES, "Responses.retrieve", _lazy("responses_retrieve")),
+        Patch(_RESPONSES, "AsyncResponses.retrieve", _lazy("async_responses_retrieve")),
+        Patch(_EMBEDDINGS, "Embeddings.create", _lazy("embeddings_create")),
+        Patch(_EMBEDDINGS, "AsyncEmbeddings.create", _lazy("async_embeddings_create")),
+        Patch(_CHAT_HELPERS, "ChatCompletionStream.close", _lazy("helper_close")),
+        Patch(_CHAT_HELPERS, "AsyncChatCompletionStream.close", _lazy("helper_close")),
+        _manager_exit(_CHAT_HELPERS, "ChatCompletionStreamManager", "__exit__"),
+        _manager_exit(_CHAT_HELPERS, "AsyncChatCompletionStreamManager", "__aexit__"),
+        Patch(_RESPONSE_HELPERS, "ResponseStream.close", _lazy("helper_close")),
+        Patch(_RESPONSE_HELPERS, "AsyncResponseStream.close", _lazy("helper_close")),
+        _manager_exit(_RESPONSE_HELPERS, "ResponseStreamManager", "__exit__"),
+        _manager_exit(_RESPONSE_HELPERS, "AsyncResponseStreamManager", "__aexit__"),
+    )
