@@ -77,7 +77,10 @@ class Usage:
         if split is None and write:
             # No TTL breakdown: the API default TTL is 5 minutes.
             write_5m = write
-        reasoning = _int(_get(_get(usage, "output_tokens_details"), "reasoning_tokens"))
+        details = _get(usage, "output_tokens_details")
+        # The Messages API names it ``thinking_tokens``; ``reasoning_tokens`` is kept for
+        # gateways that report it the OpenAI way.
+        reasoning = _int(_get(details, "thinking_tokens")) or _int(_get(details, "reasoning_tokens"))
         return cls(
             input_tokens=uncached + read + write,
             output_tokens=_int(_get(usage, "output_tokens")),
