@@ -276,9 +276,13 @@ class InferenceCall:
             out[gen_ai.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = self._ttft
         if self.usage is not None:
             out.update(self.usage.span_attributes())
-            self.cost = pricing.price(
-                self.usage, self.response_model or self.request.model, self.request.provider
-            )
+            try:
+                self.cost = pricing.price(
+                    self.usage, self.response_model or self.request.model, self.request.provider
+                )
+            except Exception as exc:
+                # Token counts still land; the collector can price the span later.
+                log_failure_once("pricing the call", exc)
             if self.cost is not None:
                 out.update(self.cost.span_attributes())
             else:
