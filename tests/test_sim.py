@@ -682,6 +682,25 @@ def test_queue_is_fifo_across_providers_and_reset_clears_everything(
     assert (sim.request_count, sim.queued) == (0, 0)
 
 
+def test_settings_bound_history_and_override_cache_minimums() -> None:
+    with (
+        Simulator(keep_requests=2, min_cache_tokens={"sonnet": 100}, default_output_tokens=3) as sim,
+        anthropic.Anthropic(base_url=sim.url, api_key="sim", max_retries=0) as client,
+    ):
+        sim.enqueue(Reply.default(7))
+        sizes = []
+        for _ in range(3):
+            message = client.messages.create(
+                model=SONNET,
+                max_tokens=100,
+                system=cached_system("s" * 400),  # 100 tokens: cacheable only with the override
+                messages=[{"role": "user", "content": "hi"}],
+            )
+            sizes.append((message.usage.output_tokens, message.usage.cache_read_input_tokens))
+        assert sizes == [(7, 0), (3, 100), (3, 100)]
+        assert (sim.request_count, len(sim.requests)) == (3, 2)
+
+
 def test_concurrent_calls_are_all_recorded(sim: Simulator, oai: openai.OpenAI) -> None:
     def worker() -> None:
         for _ in range(10):

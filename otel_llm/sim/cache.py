@@ -29,6 +29,7 @@ from otel_llm.sim.tokens import Block, prefix_hashes, shared_prefix_tokens
 
 ANTHROPIC_TTL_SECONDS: dict[str, float] = {"5m": 300.0, "1h": 3600.0}
 ANTHROPIC_LOOKBACK_BLOCKS = 20
+_ANTHROPIC_MAX_ENTRIES = 50_000  # beyond this, expired entries are purged
 
 # Minimum cacheable prefix by model family, first match wins (substring of the model name).
 # From Anthropic's prompt-caching guide as of 2026: 4096 for Opus 4.5/4.6/4.7 and Haiku 4.5,
@@ -123,6 +124,8 @@ class AnthropicCache:
             _expires, ttl = self._entries[(model, hashes[hit])]
             self._entries[(model, hashes[hit])] = (now + ttl, ttl)
 
+        if len(self._entries) > _ANTHROPIC_MAX_ENTRIES:
+            self._entries = {k: v for k, v in self._entries.items() if v[0] > now}
         written = {"5m": 0, "1h": 0}
         covered = read
         for bp in breakpoints:

@@ -18,6 +18,7 @@ from otel_llm.sim.wire import Context, Output, Plan, SimRequest, SseEvent, apply
 _REASONING_MODEL = re.compile(r"^(o\d|gpt-[5-9]|codex)")
 _EMBEDDING_DIMENSIONS = {"text-embedding-3-large": 3072}
 _DEFAULT_EMBEDDING_DIMENSIONS = 1536
+_MAX_STORED_RESPONSES = 10_000
 
 _ERRORS: dict[int, tuple[str, str | None, str]] = {
     400: ("invalid_request_error", None, "Invalid request (simulated)."),
@@ -398,6 +399,8 @@ def responses_create(ctx: Context, request: SimRequest, reply: Reply, store: dic
 
     final = response(status, output, True)
     if body.get("store", True) is not False:
+        if len(store) >= _MAX_STORED_RESPONSES:
+            store.pop(next(iter(store)))
         store[response_id] = {"response": final, "context": history + turn + output_item_blocks(output)}
     if not request.stream:
         return _with_stream_failure(Plan(body=final, output_tokens=out.output_tokens), reply, request)

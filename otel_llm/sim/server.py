@@ -51,7 +51,9 @@ class Simulator:
     thinking enabled) report unless a reply says otherwise; ``openai_cache_ttl`` is OpenAI's idle
     cache lifetime; ``min_cache_tokens`` overrides Anthropic's minimum cacheable prefix by
     model-name substring; ``clock`` (monotonic seconds) drives cache expiry together with
-    :meth:`advance`. These settings are plain attributes and may be changed while serving.
+    :meth:`advance`; ``keep_requests`` bounds :attr:`requests` to the latest N (``None``: all) while
+    :attr:`request_count` counts everything. ``ttft``, ``per_token``, ``default_output_tokens`` and
+    ``default_reasoning_tokens`` are plain attributes and may be changed while serving.
     """
 
     def __init__(
@@ -66,6 +68,7 @@ class Simulator:
         openai_cache_ttl: float = OPENAI_CACHE_TTL_SECONDS,
         min_cache_tokens: Mapping[str, int] | None = None,
         clock: Callable[[], float] | None = None,
+        keep_requests: int | None = 10_000,
     ) -> None:
         self.ttft = ttft
         self.per_token = per_token
@@ -76,7 +79,8 @@ class Simulator:
         self._lock = threading.RLock()
         self._queue: deque[Reply] = deque()
         self._script: Script | None = None
-        self._requests: list[SimRequest] = []
+        self._requests: deque[SimRequest] = deque(maxlen=keep_requests)
+        self._count = 0
         self._ids = 0
         self.openai_cache = OpenAICache(openai_cache_ttl)
         self.anthropic_cache = AnthropicCache(dict(min_cache_tokens) if min_cache_tokens else None)
@@ -89,8 +93,8 @@ class Simulator:
             name=f"otel-llm-sim:{self.port}",
             daemon=True,
         )
-        self._thread.start()
         self._closed = False
+        self._thread.start()
 
     # ------------------------------------------------------------------ addresses
 
@@ -139,7 +143,7 @@ class Simulator:
 
     @property
     def requests(self) -> list[SimRequest]:
-        """A copy of every request served so far, in arrival order."""
+        """A copy of the requests served so far (the latest ``keep_requests``), oldest first."""
         with self._lock:
             return list(self._requests)
 
@@ -147,7 +151,7 @@ class Simulator:
     def request_count(self) -> int:
         """Number of HTTP requests served so far (model calls, retrievals, everything)."""
         with self._lock:
-            return len(self._requests)
+            return self._count
 
     @property
     def last_request(self) -> SimRequest | None:
@@ -162,6 +166,7 @@ class Simulator:
             self._queue.clear()
             self._script = None
             self._requests.clear()
+            self._count = 0
             self._ids = 0
             self.openai_cache.clear()
             self.anthropic_cache.clear()
@@ -281,6 +286,7 @@ class Simulator:
         request = SimRequest(handler.command, path, dict(parse_qsl(split.query)), body, headers, provider)
         with self._lock:
             self._requests.append(request)
+            self._count += 1
             try:
                 plan = self._dispatch(request)
             except Exception as exc:  # a bug or a failing script: answer 500 and say why

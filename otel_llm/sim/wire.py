@@ -198,6 +198,8 @@ def build_output(
     """
     if reply.content is not None:
         text = reply.content
+    elif reply.output_tokens == 0:
+        text = ""
     elif schema is not None:
         text = dumps(example_for_schema(schema))
     else:
