@@ -18,12 +18,13 @@ Or from a shell: ``python -m otel_llm.sim --port 0 --ttft 0.3 --per-token 0.01``
 Endpoints
     ``POST /v1/chat/completions``, ``POST /v1/responses``, ``GET /v1/responses/{id}``,
     ``POST /v1/embeddings`` (float or base64 float32, the SDK's default), ``POST /v1/messages``
-    (also the SDK's ``beta.messages``, which posts to the same path) and
-    ``POST /v1/messages/count_tokens``. Paths work with or without the ``/v1`` prefix. JSON and SSE
-    streams, as the installed ``openai`` and ``anthropic`` SDKs parse them, including their stream
-    accumulators (``chat.completions.stream``, ``responses.stream``, ``messages.stream``) and
-    structured-output helpers (``.parse`` with a pydantic model: the reply is JSON generated from
-    the requested schema unless the script gives the text).
+    (also the SDK's ``beta.messages``: anthropic 2.13 posts to the same path, betas in the
+    ``anthropic-beta`` header, no query string) and ``POST /v1/messages/count_tokens``. Paths
+    work with or without the ``/v1`` prefix. JSON and SSE streams, as the installed ``openai``
+    and ``anthropic`` SDKs parse them, including their stream accumulators
+    (``chat.completions.stream``, ``responses.stream``, ``messages.stream``) and structured-output
+    helpers (``.parse`` with a pydantic model: the reply is JSON generated from the requested
+    schema unless the script gives the text).
 
 Tokens (:mod:`otel_llm.sim.tokens`)
     ``count_tokens(text) = ceil(len(text) / 4)`` per text block; tool definitions and other
@@ -33,7 +34,8 @@ Tokens (:mod:`otel_llm.sim.tokens`)
     count_tokens(arguments JSON)``, reasoning/thinking tokens come on top; a generated reply is
     ``default_output_tokens`` long (``4 * n`` characters). Output is capped by ``max_tokens`` /
     ``max_completion_tokens`` / ``max_output_tokens`` (finish ``length``, stop ``max_tokens``,
-    Responses status ``incomplete``). Streams send one token (four characters) per delta.
+    Responses status ``incomplete``); Anthropic ``stop_sequences`` and OpenAI chat ``stop`` cut the
+    text at the first match. Streams send one token (four characters) per delta.
 
 Reasoning
     OpenAI models named ``o<digit>*``, ``gpt-5*`` and later, or ``codex*`` (not ``*chat*``) report
@@ -65,8 +67,12 @@ Scripting (:class:`Reply`)
     ``Reply.tool_calls([...])``, ``Reply.json(value)``, ``Reply.default(n)``,
     ``Reply.error(status, retry_after=)`` (OpenAI / Anthropic error JSON; 529 is Anthropic's
     ``overloaded_error``), ``Reply.stream_error(after_chunks=N, mode="event"|"drop")``. Replies
-    are consumed FIFO, one per model call of any provider; then ``sim.script(fn)`` answers with
-    ``fn(request) -> Reply | None``; then the generated default.
+    are consumed FIFO, one per model call of any provider (embeddings too; a non-error reply there
+    is ignored); then ``sim.script(fn)`` answers with ``fn(request) -> Reply | None``; then the
+    generated default. Mid-stream failures: Anthropic ``event: error``; OpenAI chat a
+    ``data: {"error": ...}`` chunk (SDK raises ``APIError``) or a dropped connection
+    (``APIConnectionError``); Responses an ``error`` event. ``sim.requests`` / ``request_count``
+    record every HTTP request, retrievals included.
 
 Latency
     ``ttft`` seconds before the first byte, then ``per_token`` seconds per further output token
