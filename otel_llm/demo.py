@@ -14,6 +14,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 
 from otel_llm import attributes as attrs
@@ -65,8 +66,10 @@ def run_instrumented(script: Path, env: Mapping[str, str], *args: str) -> subpro
 
 
 def inference_spans(spans: Iterable[OtlpSpan]) -> list[OtlpSpan]:
-    """The spans that carry a priced or tokened model call, in start order."""
-    found = [s for s in spans if gen_ai.GEN_AI_USAGE_INPUT_TOKENS in s.attributes]
+    """The model-call spans (CLIENT spans with token usage), in start order; task spans
+    carry usage totals too, but are INTERNAL."""
+    client = Span.SpanKind.SPAN_KIND_CLIENT
+    found = [s for s in spans if s.kind == client and gen_ai.GEN_AI_USAGE_INPUT_TOKENS in s.attributes]
     return sorted(found, key=lambda s: s.start_time_unix_nano)
 
 

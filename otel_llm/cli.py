@@ -1,0 +1,46 @@
+"""The ``otel-llm`` command.
+
+Subcommands arrive with the components they drive; today:
+
+- ``otel-llm sim``: serve the provider simulator (OpenAI and Anthropic wire formats).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from otel_llm import __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from otel_llm.sim import cli as sim_cli
+
+    parser = argparse.ArgumentParser(
+        prog="otel-llm", description="Cost and budget observability for LLM agents."
+    )
+    parser.add_argument("--version", action="version", version=f"otel-llm {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser(
+        "sim",
+        parents=[sim_cli.build_parser()],
+        add_help=False,
+        help="serve the provider simulator on loopback",
+        description="Serve a fake OpenAI + Anthropic API on loopback.",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(args_list)
+    if args.command == "sim":
+        from otel_llm.sim import cli as sim_cli
+
+        return sim_cli.main(args_list[1:])
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
