@@ -1195,7 +1195,8 @@ def enable_auto_tasks(tracer_provider: trace.TracerProvider | None = None) -> No
             _Settings.tracer_provider = tracer_provider
         if _Auto.enabled == 0:
             try:
-                configure(tracer_provider=tracer_provider)
+                if _Settings.config is None:  # not configured in code: the environment decides
+                    configure(tracer_provider=tracer_provider)
             except PolicyError as exc:
                 if _in_auto_instrumentation_startup():
                     # The loader logs and swallows instrumentor errors; running on with no
