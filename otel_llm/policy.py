@@ -94,6 +94,9 @@ _WINDOW_RE = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
 TASK_NAME_KEYS = ("task.name", "otel_llm.task.name", "gen_ai.agent.name")
 
 
+_LIMIT_ORDER = ("max_usd", "max_tokens", "max_iterations", "max_seconds", "max_tool_calls")
+
+
 class PolicyError(ValueError):
     """A budget policy file or value is invalid; the message names where and why."""
 
@@ -113,13 +116,13 @@ class Limits:
 
     def items(self) -> Iterator[tuple[str, float]]:
         """The limits that are set, in declaration order."""
-        for f in fields(self):
-            value = getattr(self, f.name)
+        for name in _LIMIT_ORDER:
+            value = getattr(self, name)
             if value is not None:
-                yield f.name, value
+                yield name, value
 
     def __bool__(self) -> bool:
-        return any(getattr(self, f.name) is not None for f in fields(self))
+        return any(getattr(self, name) is not None for name in _LIMIT_ORDER)
 
     def over(self, base: Limits) -> Limits:
         """These limits where set, ``base`` elsewhere."""
@@ -140,6 +143,7 @@ class Limits:
 
 
 LIMIT_NAMES: tuple[str, ...] = tuple(f.name for f in fields(Limits))
+assert LIMIT_NAMES == _LIMIT_ORDER
 
 
 @dataclass(frozen=True, slots=True)

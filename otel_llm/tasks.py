@@ -426,7 +426,8 @@ class Task:
 
         self.iterations = 0
         self.tool_calls = 0
-        self.usage = Usage()
+        # input, output, cache read, cache write, 5m write, 1h write, reasoning (Usage order)
+        self._tokens_in = [0, 0, 0, 0, 0, 0, 0]
         self.cost_usd = 0.0
         self._cost_parts = [0.0, 0.0, 0.0, 0.0, 0.0]  # input, output, cache read, cache write, savings
         self.unpriced_calls = 0
@@ -658,8 +659,22 @@ class Task:
             return "warn"
         return "ok"
 
+    @property
+    def usage(self) -> Usage:
+        """The task's token totals."""
+        return Usage(*self._tokens_in)
+
+    @property
+    def limits(self) -> Limits:
+        return self._limits
+
+    @limits.setter
+    def limits(self, value: Limits) -> None:
+        self._limits = value
+        self._limit_items = tuple(value.items())
+
     def _tokens(self) -> int:
-        return self.usage.total_tokens + self._token_offset
+        return self._tokens_in[0] + self._tokens_in[1] + self._token_offset
 
     def _elapsed(self, now: float | None = None) -> float:
         if self.started_at is None:
@@ -682,7 +697,7 @@ class Task:
         """Newly crossed warn thresholds and reached limits (call with the lock held):
         (event name, attributes, log text) to emit once the lock is released."""
         events = []
-        for limit, value in self.limits.items():
+        for limit, value in self._limit_items:
             spent = self._spent(limit, now)
             if spent >= value and limit not in self._exceeded:
                 self._exceeded.add(limit)
@@ -722,10 +737,10 @@ class Task:
                 stopped_by=self._stopped_by or self.killed_by,
                 budget_state=self.budget_state,
                 iterations=self.iterations,
-                input_tokens=self.usage.input_tokens,
-                output_tokens=self.usage.output_tokens,
-                cache_read_tokens=self.usage.cache_read_input_tokens,
-                cache_write_tokens=self.usage.cache_creation_input_tokens,
+                input_tokens=self._tokens_in[0],
+                output_tokens=self._tokens_in[1],
+                cache_read_tokens=self._tokens_in[2],
+                cache_write_tokens=self._tokens_in[3],
                 cost_usd=self.cost_usd,
                 cache_savings_usd=self._cost_parts[4],
                 unpriced_calls=self.unpriced_calls,
@@ -757,7 +772,7 @@ class Task:
         """The limit that refuses the next call, with the lock held, or None."""
         if self._kill_reason is not None:
             return ("killed", 0.0, 0.0, None)
-        for limit, value in self.limits.items():
+        for limit, value in self._limit_items:
             spent = self._spent(limit, now)
             if spent >= value:
                 return (limit, spent, value, None)
@@ -777,8 +792,8 @@ class Task:
                 limit_value=value,
                 limits=self.limits,
                 iterations=self.iterations,
-                input_tokens=self.usage.input_tokens,
-                output_tokens=self.usage.output_tokens,
+                input_tokens=self._tokens_in[0],
+                output_tokens=self._tokens_in[1],
                 cost_usd=self.cost_usd,
                 tool_calls=self.tool_calls,
                 elapsed_seconds=self._elapsed(),
@@ -890,7 +905,14 @@ class Task:
         with self._lock:
             self._reserved_usd = max(self._reserved_usd - reserved, 0.0)
             if usage is not None:
-                self.usage = self.usage + usage
+                counts = self._tokens_in
+                counts[0] += usage.input_tokens
+                counts[1] += usage.output_tokens
+                counts[2] += usage.cache_read_input_tokens
+                counts[3] += usage.cache_creation_input_tokens
+                counts[4] += usage.cache_creation_5m_input_tokens
+                counts[5] += usage.cache_creation_1h_input_tokens
+                counts[6] += usage.reasoning_output_tokens
                 if cost is None:
                     self.unpriced_calls += 1
             if cost is not None:
@@ -1148,7 +1170,7 @@ def enter_call(
         }
         if len(chain) > 1:
             span_attributes[TASK_PARENT_IDS] = [t.task_id for t in chain[1:]]
-        for limit, value in owner.limits.items():
+        for limit, value in owner._limit_items:
             span_attributes[_LIMIT_KEYS[limit]] = value
     except Exception as exc:
         _log_once("describing a model call's task", exc)
