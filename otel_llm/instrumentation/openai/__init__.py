@@ -79,11 +79,14 @@ _CHAT_HELPERS = "openai.lib.streaming.chat._completions"
 _RESPONSE_HELPERS = "openai.lib.streaming.responses._responses"
 
 
+_PATCH_MODULE = "otel_llm.instrumentation.openai.patch"
+
+
 def _lazy(name: str, *args: Any) -> Callable[[Telemetry], Wrapper]:
     # The patch module imports the SDK; import it only when instrumenting, so loading
     # the entry point without openai installed stays harmless.
     def make_wrapper(telemetry: Telemetry) -> Wrapper:
-        factory = getattr(import_module("otel_llm.instrumentation.openai.patch"), name)
+        factory = getattr(import_module(_PATCH_MODULE), name)
         return (factory(*args) if args else factory)(telemetry)
 
     return make_wrapper
@@ -119,3 +122,7 @@ class OpenAIInstrumentor(ProviderInstrumentor):
         _manager_exit(_RESPONSE_HELPERS, "ResponseStreamManager", "__exit__"),
         _manager_exit(_RESPONSE_HELPERS, "AsyncResponseStreamManager", "__aexit__"),
     )
+
+    def _instrument(self, **kwargs: Any) -> None:
+        import_module(_PATCH_MODULE).reset_ledger()
+        super()._instrument(**kwargs)

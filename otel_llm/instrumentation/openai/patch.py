@@ -61,11 +61,18 @@ _RUNTIME_PROVIDERS = {
 _CHAT = gen_ai.GenAiOperationNameValues.CHAT.value
 _EMBEDDINGS = gen_ai.GenAiOperationNameValues.EMBEDDINGS.value
 
-# Responses whose usage was recorded, shared by create / parse / retrieve / streams.
+# Responses whose usage was recorded, shared by create / parse / retrieve / streams;
+# a new one for each instrument().
 _ledger = ResponseLedger()
 
 Record = Callable[[InferenceCall, Any], None]
 NewAccumulator = Callable[[], StreamAccumulator]
+
+
+def reset_ledger() -> None:
+    """Forget which Responses were counted (called by ``instrument()``)."""
+    global _ledger
+    _ledger = ResponseLedger()
 
 
 def stream_usage_enabled() -> bool:
