@@ -21,9 +21,14 @@ Which task a model call belongs to, in this order:
 2. a task joined through baggage (``otel_llm.task.id``) from another process: an HTTP
    call with context propagation, or a subprocess started with :func:`subprocess_env`
    (``TRACEPARENT``/``BAGGAGE`` variables, read once by :func:`enable_auto_tasks`, or by
-   hand with :func:`context_from_env`). The limits and the spend so far travel along; the
-   joined process has no task span of its own (one task span per task, in the process
-   that opened it), its inference spans carry the task id;
+   hand with :func:`context_from_env`). The limits travel along (as they were when the
+   task started, for HTTP propagation; with the spend so far, for :func:`subprocess_env`),
+   so the joined process enforces what is left. Each process enforces on its own from
+   then on: spend in one is not seen by the guard of the other (the collector, which
+   sees all spans, can kill the task everywhere). The joined process has no task span of
+   its own (one task span per task, in the process that opened it); its inference spans
+   carry the task id and the trace. A subprocess given only ``TRACEPARENT`` (a trace that
+   is its own automatic task) joins that trace's task;
 3. with automatic tasks on (the instrumentors call :func:`enable_auto_tasks` in
    ``_instrument`` and :func:`disable_auto_tasks` in ``_uninstrument``, i.e. always
    under ``opentelemetry-instrument``):
@@ -1382,9 +1387,15 @@ def _process_task() -> tuple[Task | None, otel_context.Context | None]:
             return _Auto.process, _Auto.process_context
         env_ctx = _Auto.env_context
         carried_id = baggage.get_baggage(attrs.BAGGAGE_TASK_ID, env_ctx) if env_ctx is not None else None
+        parent = trace.get_current_span(env_ctx).get_span_context() if env_ctx is not None else None
         if carried_id is not None:
             # Started by a process inside a task: this process's calls are that task's.
             made = _from_baggage(str(carried_id), baggage.get_all(env_ctx), kind="joined")
+            made_context = env_ctx
+        elif parent is not None and parent.is_valid:
+            # Started inside a trace that is its own (automatic) task: the same trace, the same task.
+            made = Task(_process_name(), task_id=format(parent.trace_id, "032x"), _kind="trace")
+            made._start(parent=None, parent_context=None, with_span=False)
             made_context = env_ctx
         else:
             made = Task(_process_name(), _kind="process")
@@ -1412,11 +1423,11 @@ def subprocess_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
     out = dict(os.environ if env is None else env)
     ctx = otel_context.get_current()
     owner = _task_in(ctx, create=False)
-    if (
-        owner is None
-        and _Auto.process is not None
-        and not trace.get_current_span(ctx).get_span_context().is_valid
-    ):
+    span_context = trace.get_current_span(ctx).get_span_context()
+    if owner is None and span_context.is_valid:
+        with _Auto.lock:
+            owner = _Auto.traces.get(format(span_context.trace_id, "032x"))
+    elif owner is None and _Auto.process is not None:
         owner = _Auto.process
         ctx = _Auto.process_context or ctx
     if owner is not None:

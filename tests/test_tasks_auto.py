@@ -258,3 +258,49 @@ def test_process_task_span_ends_at_exit_before_the_provider_shuts_down():
     assert attributes["otel_llm.budget.max_usd"] == 1.0
     assert attributes["otel_llm.task.outcome"] == "done"
     assert attributes["otel_llm.task.cost.usd"] == pytest.approx(0.0225, abs=1e-12)
+
+
+def test_subprocess_started_inside_a_request_trace_joins_that_trace_task(auto, pipeline):
+    auto(OTEL_LLM_MAX_ITERATIONS="3")
+    tracer = pipeline.tracer_provider.get_tracer("web")
+    with tracer.start_as_current_span("POST /jobs") as request:
+        call()
+        env = otel_llm.subprocess_env()
+    trace_id = format(request.get_span_context().trace_id, "032x")
+    result = subprocess.run(
+        [sys.executable, "-c", CHILD, "auto"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert [c["otel_llm.task.iteration"] for c in out["calls"]] == [2, 3]
+    assert {c["otel_llm.task.id"] for c in out["calls"]} == {trace_id}
+    assert {c["trace_id"] for c in out["calls"]} == {trace_id}
+    assert out["stopped"] == {"task_id": trace_id, "limit": "max_iterations", "spent": 3, "value": 3}
+
+
+def test_subprocess_given_only_a_traceparent_makes_the_trace_its_task(auto, pipeline):
+    auto()
+    tracer = pipeline.tracer_provider.get_tracer("web")
+    with tracer.start_as_current_span("cron"):
+        env = otel_llm.subprocess_env()  # no call yet: no task to carry, only the trace
+    assert "BAGGAGE" not in env
+    env["OTEL_LLM_MAX_ITERATIONS"] = "2"
+    result = subprocess.run(
+        [sys.executable, "-c", CHILD, "auto"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    trace_id = env["TRACEPARENT"].split("-")[1]
+    assert [c["otel_llm.task.id"] for c in out["calls"]] == [trace_id, trace_id]
+    assert {c["trace_id"] for c in out["calls"]} == {trace_id}
+    assert out["stopped"]["limit"] == "max_iterations"
