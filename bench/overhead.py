@@ -36,7 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -262,6 +262,8 @@ def make_call(provider: str, mode: str, url: str) -> Callable[[], int]:
 
 
 def run_child(args: argparse.Namespace) -> None:
+    """A measured process: set up, instrument, warm up, then measure blocks of calls on
+    the parent's command (``run N``), so the parent can interleave the variants."""
     import logging
 
     logging.basicConfig(level=logging.ERROR)
@@ -270,48 +272,45 @@ def run_child(args: argparse.Namespace) -> None:
     around = instrument(args.variant, args.provider, tel, workdir)
     call = make_call(args.provider, args.mode, args.url)
 
-    result: dict[str, Any] = {}
+    def reply(kind: str, payload: dict[str, Any]) -> None:
+        sys.stdout.write(f"{kind} {json.dumps(payload)}\n")
+        sys.stdout.flush()
+
     with around():
         chunks = call()
         for _ in range(args.warmup - 1):
             call()
-        spans_before = tel.exporter.spans
-        cpu: list[float] = []
-        wall: list[float] = []
-        for _ in range(args.repeats):
+        reply("READY", {"chunks_per_call": chunks, "warmup_spans": tel.exporter.spans})
+        for line in sys.stdin:
+            command = line.split()
+            if not command or command[0] != "run":
+                break
+            calls = int(command[1])
+            spans_before = tel.exporter.spans
             gc.collect()
             c0, w0 = time.process_time_ns(), time.perf_counter_ns()
-            for _ in range(args.calls):
+            for _ in range(calls):
                 call()
             c1, w1 = time.process_time_ns(), time.perf_counter_ns()
-            cpu.append((c1 - c0) / args.calls / 1000)
-            wall.append((w1 - w0) / args.calls / 1000)
-        measured = args.calls * args.repeats
-        result["spans_per_call"] = (tel.exporter.spans - spans_before) / measured
+            reply(
+                "BLOCK",
+                {
+                    "cpu_us": (c1 - c0) / calls / 1000,
+                    "wall_us": (w1 - w0) / calls / 1000,
+                    "spans_per_call": (tel.exporter.spans - spans_before) / calls,
+                },
+            )
     points = 0
     data = tel.metric_reader.get_metrics_data()
     for rm in data.resource_metrics if data else ():
         for sm in rm.scope_metrics:
             for metric in sm.metrics:
                 points += len(metric.data.data_points)
-    result.update(
-        variant=args.variant,
-        provider=args.provider,
-        mode=args.mode,
-        calls=args.calls,
-        repeats=args.repeats,
-        warmup=args.warmup,
-        chunks_per_call=chunks,
-        cpu_us=cpu,
-        wall_us=wall,
-        span_names=tel.exporter.names,
-        metric_points=points,
-    )
-    print("BENCH-RESULT " + json.dumps(result), flush=True)
+    reply("DONE", {"span_names": tel.exporter.names, "metric_points": points})
 
 
 def run_profile(args: argparse.Namespace) -> None:
-    """cProfile one variant's measured calls and print the functions that cost the most."""
+    """cProfile one variant's calls and print the functions that cost the most."""
     import cProfile
     import pstats
 
@@ -327,36 +326,66 @@ def run_profile(args: argparse.Namespace) -> None:
         for _ in range(args.calls):
             call()
         profiler.disable()
-    stats = pstats.Stats(profiler).strip_dirs()
+    stats = pstats.Stats(profiler)
     stats.sort_stats(args.profile_sort).print_stats(args.profile_top)
 
 
 # ---------------------------------------------------------------------------------------
-# Parent: the simulator, the runs, the table
+# The simulator, in its own process
 # ---------------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def simulator(output_tokens: int) -> Iterator[str]:
-    """Run ``python -m otel_llm.sim`` in its own process; yields its URL."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "otel_llm.sim", "--port", "0", "--output-tokens", str(output_tokens)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        line = proc.stdout.readline() if proc.stdout else ""
-        if "listening on" not in line:
-            err = proc.stderr.read() if proc.stderr else ""
-            raise SystemExit(f"the simulator did not start: {line!r} {err[-2000:]}")
-        yield line.rsplit(" ", 1)[-1].strip()
-    finally:
-        proc.terminate()
+def serve_simulator(output_tokens: int) -> None:
+    """``--serve``: the provider simulator, reset on each ``reset`` line from stdin (so its
+    request log does not grow over the run and slow it down)."""
+    from otel_llm.sim import Simulator
+
+    with Simulator(default_output_tokens=output_tokens) as sim:
+        print(sim.url, flush=True)
+        for line in sys.stdin:
+            if line.strip() != "reset":
+                break
+            sim.reset()
+            print("ok", flush=True)
+
+
+class SimulatorProcess:
+    def __init__(self, output_tokens: int) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--serve", str(output_tokens)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        self.url = self.proc.stdout.readline().strip()
+        if not self.url.startswith("http"):
+            err = self.proc.stderr.read() if self.proc.stderr else ""
+            self.close()
+            raise SystemExit(f"the simulator did not start: {self.url!r} {err[-2000:]}")
+
+    def reset(self) -> None:
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
+        self.proc.stdin.write("reset\n")
+        self.proc.stdin.flush()
+        self.proc.stdout.readline()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            if self.proc.stdin:
+                self.proc.stdin.close()
         try:
-            proc.wait(timeout=10)
+            self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            self.proc.kill()
+            self.proc.wait()
+
+
+# ---------------------------------------------------------------------------------------
+# Parent: the measured processes, interleaved; the table
+# ---------------------------------------------------------------------------------------
 
 
 def versions() -> dict[str, str | None]:
@@ -393,93 +422,157 @@ def unavailable(variant: str, provider: str) -> str | None:
     return None if found else f"{module} not installed"
 
 
-def run_variant(
-    variant: str, provider: str, mode: str, url: str, calls: int, warmup: int, repeats: int, timeout: float
-) -> dict[str, Any]:
-    reason = unavailable(variant, provider)
-    if reason:
-        return {"error": reason}
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TRACELOOP_", "OPENLIT"))}
-    env.update(CHILD_ENV)
-    cmd = [
-        sys.executable,
-        str(Path(__file__).resolve()),
-        "--child",
-        "--variant",
-        variant,
-        "--provider",
-        provider,
-        "--mode",
-        mode,
-        "--url",
-        url,
-        "--calls",
-        str(calls),
-        "--warmup",
-        str(warmup),
-        "--repeats",
-        str(repeats),
-    ]
-    try:
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout:.0f} s"}
-    for line in proc.stdout.splitlines():
-        if line.startswith("BENCH-RESULT "):
-            result = json.loads(line.removeprefix("BENCH-RESULT "))
-            if variant != "baseline" and result["spans_per_call"] == 0:
-                result["error"] = "emitted no span (did not instrument this surface)"
-            return result
-    tail = [line for line in proc.stderr.strip().splitlines() if line.strip()][-1:] or ["no output"]
-    return {"error": f"exit {proc.returncode}: {tail[0][:160]}"}
+class Measured:
+    """One measured child process (a variant x provider x mode)."""
+
+    def __init__(self, variant: str, provider: str, mode: str, url: str, warmup: int) -> None:
+        self.variant = variant
+        self.error: str | None = unavailable(variant, provider)
+        self.info: dict[str, Any] = {"cpu_us": [], "wall_us": [], "spans_per_call": []}
+        self.proc: subprocess.Popen[str] | None = None
+        if self.error:
+            return
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TRACELOOP_", "OPENLIT"))}
+        env.update(CHILD_ENV)
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--variant", variant]
+        cmd += ["--provider", provider, "--mode", mode, "--url", url, "--warmup", str(warmup)]
+        # Kept open for the child's life (its last line is the error shown for a crash).
+        self.stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, text=True
+        )
+
+    def _read(self, kind: str) -> dict[str, Any] | None:
+        if self.proc is None or self.error:
+            return None
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.startswith(kind + " "):
+                return json.loads(line[len(kind) + 1 :])
+        self.proc.wait()
+        self.stderr.seek(0)
+        tail = [x for x in self.stderr.read().splitlines() if x.strip()][-1:] or ["no output"]
+        self.error = f"exit {self.proc.returncode}: {tail[0][:160]}"
+        return None
+
+    def _send(self, line: str) -> bool:
+        if self.proc is None or self.error:
+            return False
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(line + "\n")
+            self.proc.stdin.flush()
+        except OSError as exc:
+            self.error = f"child gone: {exc}"
+            return False
+        return True
+
+    def ready(self) -> None:
+        info = self._read("READY")
+        if info is not None:
+            self.info.update(info)
+
+    def run(self, calls: int) -> None:
+        if self._send(f"run {calls}"):
+            block = self._read("BLOCK")
+            if block is not None:
+                for key in ("cpu_us", "wall_us", "spans_per_call"):
+                    self.info[key].append(block[key])
+                if self.variant != "baseline" and block["spans_per_call"] == 0:
+                    self.error = "emitted no span (did not instrument this surface)"
+
+    def finish(self) -> dict[str, Any]:
+        if self._send("done"):
+            done = self._read("DONE")
+            if done is not None:
+                self.info.update(done)
+        if self.proc is not None:
+            with contextlib.suppress(OSError):
+                if self.proc.stdin:
+                    self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        if self.error:
+            return {"error": self.error}
+        return self.info
 
 
 @dataclass
 class Plan:
     calls: int
     warmup: int
-    repeats: int
+    rounds: int
 
 
 def plans(args: argparse.Namespace) -> dict[str, Plan]:
     if args.quick:
-        return {"nonstream": Plan(200, 20, 2), "stream": Plan(30, 5, 2)}
+        return {"nonstream": Plan(100, 20, 3), "stream": Plan(10, 5, 3)}
     return {
-        "nonstream": Plan(args.calls, args.warmup, args.repeats),
-        "stream": Plan(args.stream_calls, args.stream_warmup, args.repeats),
+        "nonstream": Plan(args.calls, args.warmup, args.rounds),
+        "stream": Plan(args.stream_calls, args.stream_warmup, args.rounds),
     }
+
+
+def measure_cell(
+    variants: list[str], provider: str, mode: str, plan: Plan, sim: SimulatorProcess
+) -> dict[str, dict[str, Any]]:
+    """All variants of one provider x mode: started together, then measured in rounds, one
+    block of calls per variant per round, the order rotating each round, so slow drifts and
+    other load on the machine fall on every variant alike."""
+    children = [Measured(v, provider, mode, sim.url, plan.warmup) for v in variants]
+    for child in children:
+        child.ready()
+    for r in range(plan.rounds):
+        order = children[r % len(children) :] + children[: r % len(children)]
+        for child in order:
+            sim.reset()
+            child.run(plan.calls)
+    return {child.variant: child.finish() for child in children}
+
+
+def paired(cells: dict[str, dict[str, Any]], variant: str, reference: str) -> float | None:
+    """Median over rounds of (variant - reference) CPU per call: each round's blocks ran
+    close together in time, so the difference cancels what drifted between rounds."""
+    a, b = cells.get(variant, {}), cells.get(reference, {})
+    if "error" in a or "error" in b or not a.get("cpu_us") or not b.get("cpu_us"):
+        return None
+    return statistics.median(x - y for x, y in zip(a["cpu_us"], b["cpu_us"], strict=False))
 
 
 def summarise(cells: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Medians, added CPU over the baseline, and the targets of one provider x mode."""
     out: dict[str, Any] = {}
     base = cells.get("baseline", {})
-    base_cpu = statistics.median(base["cpu_us"]) if "cpu_us" in base and "error" not in base else None
+    base_cpu = statistics.median(base["cpu_us"]) if base.get("cpu_us") and "error" not in base else None
     for variant, cell in cells.items():
         row: dict[str, Any] = {}
         if "error" in cell:
             row["error"] = cell["error"]
-        elif "cpu_us" in cell:
+        elif cell.get("cpu_us"):
             row["cpu_us"] = statistics.median(cell["cpu_us"])
             row["wall_us"] = statistics.median(cell["wall_us"])
             row["cpu_spread_us"] = max(cell["cpu_us"]) - min(cell["cpu_us"])
-            if base_cpu is not None:
-                row["added_us"] = row["cpu_us"] - base_cpu
+            row["spans_per_call"] = statistics.median(cell["spans_per_call"])
+            if base_cpu is not None and variant != "baseline":
+                row["added_us"] = paired(cells, variant, "baseline")
                 row["added_pct"] = 100 * row["added_us"] / base_cpu
         out[variant] = row
-    peers = [out[p]["added_us"] for p in PEERS if "added_us" in out.get(p, {})]
-    best_peer = min(peers) if peers else None
+    peers = {p: out[p]["added_us"] for p in PEERS if "added_us" in out.get(p, {})}
+    best_peer = min(peers, key=peers.__getitem__) if peers else None
+    best = peers.get(best_peer) if best_peer else None
+    if best is not None and best > 0:
+        for row in out.values():
+            if "added_us" in row:
+                row["ratio_to_best_peer"] = row["added_us"] / best
     ours = out.get("ours", {}).get("added_us")
-    if best_peer is not None and best_peer > 0:
-        for variant, row in out.items():
-            if "added_us" in row and variant != "baseline":
-                row["ratio_to_best_peer"] = row["added_us"] / best_peer
     targets: dict[str, Any] = {}
-    if ours is not None and best_peer is not None:
+    if ours is not None and best is not None:
         targets["ours_vs_best_peer"] = {
-            "target": f"ours added <= {MAX_RATIO_TO_BEST_PEER:g} x best peer added",
-            "value": ours / best_peer if best_peer > 0 else None,
-            "pass": ours <= MAX_RATIO_TO_BEST_PEER * best_peer,
+            "target": f"ours added <= {MAX_RATIO_TO_BEST_PEER:g} x best peer ({best_peer})",
+            "value": ours / best if best > 0 else None,
+            "pass": ours <= MAX_RATIO_TO_BEST_PEER * best,
         }
     if ours is not None and base_cpu is not None:
         targets["ours_share_of_baseline"] = {
@@ -487,16 +580,21 @@ def summarise(cells: dict[str, dict[str, Any]]) -> dict[str, Any]:
             "value": ours / base_cpu,
             "pass": ours < MAX_SHARE_OF_BASELINE * base_cpu,
         }
-    guard = out.get("ours+guard", {}).get("cpu_us")
-    if guard is not None and ours is not None and "cpu_us" in out.get("ours", {}):
-        guard_added = guard - out["ours"]["cpu_us"]
-        out["ours+guard"]["guard_added_us"] = guard_added
+    guard = paired(cells, "ours+guard", "ours")
+    if guard is not None and ours is not None:
+        out["ours+guard"]["guard_added_us"] = guard
         targets["guard_vs_ours"] = {
             "target": f"guard added <= {100 * MAX_GUARD_SHARE_OF_OURS:g}% of ours added",
-            "value": guard_added / ours if ours > 0 else None,
-            "pass": guard_added <= MAX_GUARD_SHARE_OF_OURS * max(ours, 0.0),
+            "value": guard / ours if ours > 0 else None,
+            "pass": guard <= MAX_GUARD_SHARE_OF_OURS * max(ours, 0.0),
         }
-    return {"baseline_cpu_us": base_cpu, "best_peer_added_us": best_peer, "rows": out, "targets": targets}
+    return {
+        "baseline_cpu_us": base_cpu,
+        "best_peer": best_peer,
+        "best_peer_added_us": best,
+        "rows": out,
+        "targets": targets,
+    }
 
 
 def fmt(value: float | None, spec: str) -> str:
@@ -505,7 +603,7 @@ def fmt(value: float | None, spec: str) -> str:
 
 def print_table(results: dict[str, Any]) -> None:
     header = (
-        f"{'provider':<10}{'mode':<10}{'variant':<12}{'CPU us/call':>12}{'+/-':>7}{'added us':>10}"
+        f"{'provider':<10}{'mode':<10}{'variant':<12}{'CPU us/call':>12}{'spread':>8}{'added us':>10}"
         f"{'added %':>9}{'x best peer':>12}{'wall us':>10}{'spans':>7}{'chunks':>7}"
     )
     print(header)
@@ -519,19 +617,23 @@ def print_table(results: dict[str, Any]) -> None:
                 continue
             print(
                 f"{provider:<10}{mode:<10}{variant:<12}{fmt(row['cpu_us'], '.1f'):>12}"
-                f"{fmt(row['cpu_spread_us'] / 2, '.1f'):>7}{fmt(row.get('added_us'), '+.1f'):>10}"
+                f"{fmt(row['cpu_spread_us'], '.1f'):>8}{fmt(row.get('added_us'), '+.1f'):>10}"
                 f"{fmt(row.get('added_pct'), '+.1f'):>9}{fmt(row.get('ratio_to_best_peer'), '.2f'):>12}"
-                f"{fmt(row['wall_us'], '.0f'):>10}{fmt(raw.get('spans_per_call'), '.2f'):>7}"
+                f"{fmt(row['wall_us'], '.0f'):>10}{fmt(row['spans_per_call'], '.2f'):>7}"
                 f"{raw.get('chunks_per_call') or '':>7}"
             )
+            if "guard_added_us" in row:
+                print(f"{'':<32}guard alone (ours+guard - ours): {row['guard_added_us']:+.1f} us/call")
         print()
     print("Targets")
     for key, summary in results["cells"].items():
         for name, target in summary["targets"].items():
             verdict = "PASS" if target["pass"] else "MISS"
             value = target["value"]
-            shown = "-" if value is None else (f"{100 * value:.1f}%" if "share" in name else f"{value:.2f}")
-            print(f"  {verdict}  {key:<20}{target['target']:<46} measured {shown}")
+            shown = "-" if value is None else (f"{100 * value:.1f}%" if "ratio" not in name else "")
+            if name == "ours_vs_best_peer" and value is not None:
+                shown = f"{value:.2f}x"
+            print(f"  {verdict}  {key:<20}{target['target']:<50} measured {shown}")
     missing = [key for key, s in results["cells"].items() if "ours_vs_best_peer" not in s["targets"]]
     if missing:
         print(f"  n/a   not checked (ours or every peer unavailable): {', '.join(missing)}")
@@ -546,35 +648,34 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
         "versions": versions(),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
         "method": {
-            "clock": "time.process_time_ns (client process: all threads), time.perf_counter_ns for wall",
+            "clock": "time.process_time_ns of the client process (all its threads); "
+            "time.perf_counter_ns for wall time",
             "span_processor": "SimpleSpanProcessor -> exporter that counts and discards",
             "metric_reader": "InMemoryMetricReader (collected once, at the end)",
+            "simulator": "otel_llm.sim.Simulator in its own process, zero latency, reset before each block",
             "stream_tokens": STREAM_TOKENS,
             "models": MODELS,
             "plans": {mode: vars(plan) for mode, plan in per_mode.items()},
-            "statistic": "median over repeats of mean CPU per call; added = variant - baseline",
+            "statistic": "cpu_us = median over rounds of the mean CPU per call in a block; "
+            "added_us = median over rounds of (variant - baseline) in the same round",
             "content_capture": "off for all (TRACELOOP_TRACE_CONTENT=false, OpenLIT "
             "capture_message_content=False, ours off by default)",
         },
         "raw": {},
         "cells": {},
     }
-    with simulator(STREAM_TOKENS) as url:
+    sim = SimulatorProcess(STREAM_TOKENS)
+    try:
         for provider in args.providers:
             for mode in args.modes:
                 key = f"{provider}/{mode}"
-                plan = per_mode[mode]
-                cells: dict[str, dict[str, Any]] = {}
-                for variant in variants:
-                    t0 = time.monotonic()
-                    cells[variant] = run_variant(
-                        variant, provider, mode, url, plan.calls, plan.warmup, plan.repeats, args.timeout
-                    )
-                    cell = cells[variant]
-                    note = cell.get("error") or f"{statistics.median(cell['cpu_us']):.1f} us"
-                    print(f"  {key:<20}{variant:<12}{time.monotonic() - t0:6.1f} s  {note}", file=sys.stderr)
+                t0 = time.monotonic()
+                cells = measure_cell(variants, provider, mode, per_mode[mode], sim)
                 results["raw"][key] = cells
                 results["cells"][key] = summarise(cells)
+                print(f"  measured {key} in {time.monotonic() - t0:.0f} s", file=sys.stderr)
+    finally:
+        sim.close()
     results["runtime_s"] = time.monotonic() - started
     return results
 
@@ -582,40 +683,48 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="tiny run to check the harness (noisy numbers)")
-    p.add_argument("--calls", type=int, default=2000, help="measured non-streaming calls per repeat")
+    p.add_argument("--calls", type=int, default=400, help="non-streaming calls per block")
     p.add_argument("--warmup", type=int, default=200, help="warm-up non-streaming calls")
-    p.add_argument("--stream-calls", type=int, default=200, help="measured streaming calls per repeat")
-    p.add_argument("--stream-warmup", type=int, default=30, help="warm-up streaming calls")
-    p.add_argument("--repeats", type=int, default=5, help="repeats per variant (the median is reported)")
+    p.add_argument("--stream-calls", type=int, default=40, help="streaming calls per block")
+    p.add_argument("--stream-warmup", type=int, default=20, help="warm-up streaming calls")
+    p.add_argument("--rounds", type=int, default=7, help="blocks per variant, interleaved (median taken)")
     p.add_argument("--providers", nargs="+", default=list(PROVIDERS), choices=PROVIDERS)
     p.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
-    p.add_argument("--timeout", type=float, default=240, help="seconds one variant may take")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON results file")
     p.add_argument("--profile", choices=VARIANTS, help="cProfile one variant instead of benchmarking")
     p.add_argument("--provider", choices=PROVIDERS, default="openai")
     p.add_argument("--mode", choices=MODES, default="nonstream")
+    p.add_argument("--profile-calls", type=int, default=2000)
     p.add_argument("--profile-sort", default="tottime", help="pstats sort key (tottime, cumulative)")
     p.add_argument("--profile-top", type=int, default=40)
-    # Internal: the measured child process.
+    # Internal: the measured child process and the simulator process.
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--variant", help=argparse.SUPPRESS)
     p.add_argument("--url", help=argparse.SUPPRESS)
+    p.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.serve is not None:
+        serve_simulator(args.serve)
+        return 0
     if args.child:
         run_child(args)
         return 0
     if args.profile:
         args.variant = args.profile
+        args.calls = args.profile_calls
         for key, value in CHILD_ENV.items():
             os.environ.setdefault(key, value)
-        with simulator(STREAM_TOKENS) as url:
-            args.url = url
+        sim = SimulatorProcess(STREAM_TOKENS)
+        try:
+            args.url = sim.url
             run_profile(args)
+        finally:
+            sim.close()
         return 0
     results = run_all(args)
     print()
