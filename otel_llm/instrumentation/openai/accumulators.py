@@ -10,6 +10,7 @@ event: ``response.completed``, ``response.incomplete`` or ``response.failed``.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
@@ -145,22 +146,24 @@ class ResponseLedger:
     and cost twice. A background response is counted by the first read that sees it
     finished. Bounded: the oldest ids are forgotten first."""
 
-    __slots__ = ("_ids", "_size")
+    __slots__ = ("_ids", "_lock", "_size")
 
     def __init__(self, size: int = 4096) -> None:
         self._ids: dict[str, None] = {}
         self._size = size
+        self._lock = threading.Lock()
 
     def first_time(self, response_id: str | None) -> bool:
         """Mark ``response_id`` as counted; True when it was not counted before."""
         if not response_id:
             return True
-        if response_id in self._ids:
-            return False
-        self._ids[response_id] = None
-        if len(self._ids) > self._size:
-            del self._ids[next(iter(self._ids))]
-        return True
+        with self._lock:
+            if response_id in self._ids:
+                return False
+            self._ids[response_id] = None
+            if len(self._ids) > self._size:
+                del self._ids[next(iter(self._ids))]
+            return True
 
 
 def record_response(call: InferenceCall, response: Any, ledger: ResponseLedger, capture: bool) -> None:

@@ -31,7 +31,7 @@ _CACHE_SIZE = 512
 
 def get(obj: Any, name: str) -> Any:
     """A field of a dict or of an SDK model; ``None`` when absent."""
-    if isinstance(obj, Mapping):
+    if type(obj) is dict or isinstance(obj, Mapping):  # the exact check first: ABC checks are slow
         return obj.get(name)
     return getattr(obj, name, None)
 
@@ -103,6 +103,16 @@ class _DigestCache:
     def __init__(self) -> None:
         self.strings: OrderedDict[str, str] = OrderedDict()
         self.lists: OrderedDict[int, tuple[Any, int, str]] = OrderedDict()
+        self.combined: dict[tuple[str, ...], str | None] = {}
+
+    def combine(self, parts: list[str]) -> str | None:
+        key = tuple(parts)
+        digest = self.combined.get(key)
+        if digest is None:
+            if len(self.combined) > _CACHE_SIZE:
+                self.combined.clear()
+            digest = self.combined[key] = prefix_hash(parts)
+        return digest
 
     def of_string(self, text: str) -> str:
         digest = self.strings.get(text)
@@ -157,7 +167,7 @@ def chat_prefix_hash(messages: Any, tools: Any) -> str | None:
     if isinstance(tools, list | tuple) and tools:
         parts.append(_digests.of_list(tools))
     _leading_system_digests(messages, parts)
-    return prefix_hash(parts) if parts else None
+    return _digests.combine(parts) if parts else None
 
 
 def responses_prefix_hash(instructions: Any, input_: Any, tools: Any) -> str | None:
@@ -168,7 +178,7 @@ def responses_prefix_hash(instructions: Any, input_: Any, tools: Any) -> str | N
     if isinstance(instructions, str) and instructions:
         parts.append(_digests.of_string(instructions))
     _leading_system_digests(input_, parts)
-    return prefix_hash(parts) if parts else None
+    return _digests.combine(parts) if parts else None
 
 
 # -- content (only when capture is on) -------------------------------------------------
