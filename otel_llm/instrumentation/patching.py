@@ -51,7 +51,7 @@ class ProviderInstrumentor(BaseInstrumentor):
             except (ImportError, AttributeError) as exc:
                 # An SDK version without this surface: instrument the rest.
                 logger.debug("otel-llm: %s.%s not wrapped: %s", patch.module, patch.target, exc)
-        tasks.instrumentation_started()
+        tasks.instrumentation_started(tracer_provider=kwargs.get("tracer_provider"))
 
     def _uninstrument(self, **kwargs: Any) -> None:
         for patch in self._patches:
