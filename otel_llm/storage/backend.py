@@ -172,19 +172,47 @@ class _SharedEngine:
                     cls.conn, cls.path, cls.database, cls.users = None, None, None, 0
 
 
+def _plain_type(kind: pa.DataType) -> pa.DataType:
+    """``kind`` with dictionaries decoded and ns timestamps as us (Python datetimes)."""
+    if pa.types.is_dictionary(kind):
+        return _plain_type(kind.value_type)
+    if pa.types.is_timestamp(kind) and kind.unit == "ns":
+        return pa.timestamp("us", kind.tz)
+    if pa.types.is_map(kind):
+        return pa.map_(_plain_type(kind.key_type), _plain_type(kind.item_type))
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        return pa.list_(_plain_type(kind.value_type))
+    if pa.types.is_struct(kind):
+        return pa.struct([pa.field(f.name, _plain_type(f.type)) for f in kind])
+    return kind
+
+
+def _maps_to_dicts(value: Any, kind: pa.DataType) -> Any:
+    if value is None:
+        return None
+    if pa.types.is_map(kind):
+        return {k: _maps_to_dicts(v, kind.item_type) for k, v in value}
+    if pa.types.is_list(kind):
+        return [_maps_to_dicts(v, kind.value_type) for v in value]
+    return value
+
+
+def _has_map(kind: pa.DataType) -> bool:
+    if pa.types.is_map(kind):
+        return True
+    if pa.types.is_list(kind):
+        return _has_map(kind.value_type)
+    return False
+
+
 def _arrow_rows(table: pa.Table) -> QueryResult:
     columns = table.column_names
     converted = []
     for column in table.columns:
-        kind = column.type
-        if pa.types.is_dictionary(kind):
-            column = column.cast(kind.value_type)
-            kind = kind.value_type
-        if pa.types.is_timestamp(kind) and kind.unit == "ns":
-            column = column.cast(pa.timestamp("us", kind.tz), safe=False)
-        values = column.to_pylist()
-        if pa.types.is_map(kind):
-            values = [None if v is None else dict(v) for v in values]
+        kind = _plain_type(column.type)
+        values = column.cast(kind, safe=False).to_pylist()
+        if _has_map(kind):
+            values = [_maps_to_dicts(v, kind) for v in values]
         converted.append(values)
     return QueryResult(columns, list(zip(*converted, strict=True)) if converted else [])
 
@@ -245,7 +273,10 @@ class ChdbBackend(Backend):
         columns = ", ".join(f"`{name}`" for name in data.column_names)
         sql = f"INSERT INTO `{table}` ({columns})"
         if dedup_token:
-            sql += f" SETTINGS insert_deduplication_token = '{dedup_token}'"
+            sql += (
+                f" SETTINGS insert_deduplication_token = '{dedup_token}',"
+                " deduplicate_blocks_in_dependent_materialized_views = 1"
+            )
         payload = _ipc_bytes(data)
         conn = self._connection()
         with _SharedEngine.query_lock:
@@ -354,7 +385,12 @@ class ClickHouseBackend(Backend):
         _check_insert(table, dedup_token)
         if data.num_rows == 0:
             return
-        settings = {"insert_deduplication_token": dedup_token} if dedup_token else None
+        settings = None
+        if dedup_token:
+            settings = {
+                "insert_deduplication_token": dedup_token,
+                "deduplicate_blocks_in_dependent_materialized_views": 1,
+            }
         self._call("insert_arrow", table, data, settings=settings)
 
     def close(self) -> None:

@@ -37,6 +37,11 @@
 --   * Any span whose input is smaller than its cache reads + writes cannot be
 --     inclusive: we add them back too.
 -- With no 5m/1h split reported, every cache write counts as 5m (the API default TTL).
+--
+-- Duplicates: otel-llm's writer inserts with an insert_deduplication_token and
+-- deduplicate_blocks_in_dependent_materialized_views = 1, so a re-sent batch is dropped
+-- here too (non_replicated_deduplication_window). ReplacingMergeTree on the span's key
+-- also folds duplicates that reach the table another way, at merge time.
 
 CREATE TABLE IF NOT EXISTS llm_calls
 (
@@ -86,7 +91,7 @@ ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(timestamp)
 ORDER BY (toStartOfHour(timestamp), service_name, task_id, span_id)
 TTL toDateTime(timestamp) + toIntervalDay(365)
-SETTINGS index_granularity = 8192;
+SETTINGS index_granularity = 8192, non_replicated_deduplication_window = 1000;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS llm_calls_mv
 TO llm_calls

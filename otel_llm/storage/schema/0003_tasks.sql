@@ -40,7 +40,7 @@ ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMM(first_seen)
 ORDER BY (task_id)
 TTL toDateTime(first_seen) + toIntervalDay(365)
-SETTINGS index_granularity = 8192;
+SETTINGS index_granularity = 8192, non_replicated_deduplication_window = 1000;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS tasks_from_calls_mv
 TO tasks

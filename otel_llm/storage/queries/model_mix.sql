@@ -1,0 +1,25 @@
+-- Which models the calls in [start, end) went to, and their share of calls and cost.
+SELECT
+    provider,
+    model,
+    calls,
+    round(calls / sum(calls) OVER (), 6) AS call_share,
+    round(cost, 6) AS cost_usd,
+    round(cost / nullIf(sum(cost) OVER (), 0), 6) AS cost_share,
+    input_tokens,
+    output_tokens
+FROM
+(
+    SELECT
+        provider,
+        response_model AS model,
+        count() AS calls,
+        sum(cost_usd) AS cost,
+        sum(input_tokens) AS input_tokens,
+        sum(output_tokens) AS output_tokens
+    FROM llm_calls
+    WHERE timestamp >= {start:DateTime64(9)} AND timestamp < {end:DateTime64(9)}
+        AND ({service:String} = '' OR service_name = {service:String})
+    GROUP BY provider, response_model
+)
+ORDER BY cost_usd DESC, calls DESC, provider, model
