@@ -18,8 +18,10 @@ Its other spans (``count_tokens``, batches, sessions, ...) are left alone.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from typing import Any
@@ -78,66 +80,126 @@ def activate(telemetry: Telemetry | None) -> None:
 
 
 def _field(obj: Any, name: str) -> Any:
-    if isinstance(obj, Mapping):
+    """A field of a dict (a request's params) or of an SDK model; ``None`` when absent."""
+    if isinstance(obj, dict):
         return obj.get(name)
-    return getattr(obj, name, None)
+    value = getattr(obj, name, None)
+    if value is None and isinstance(obj, Mapping):
+        return obj.get(name)
+    return value
 
 
-def _given(value: Any) -> bool:
-    # The SDK's ``omit`` / ``not_given`` sentinels are falsy.
-    return bool(value) and isinstance(value, str | list | tuple | Mapping)
+_SEQUENCE = (list, tuple)
+_SCALAR = (int, float)
+_NON_TEXT_CHARS = 64
+"""What a non-text block (image, document, tool result) adds to the input estimate."""
+_TOOL_CHARS = 200
+"""What a tool definition adds to the input estimate, besides its description."""
+
+_LONG_TEXT = 64
+_CACHE_SIZE = 512
 
 
-def _cacheable_prefix(kwargs: Mapping[str, Any]) -> list[Any]:
-    """Tools, system, and every ``cache_control``-marked message block, in render order."""
-    parts: list[Any] = []
-    tools = kwargs.get("tools")
-    if _given(tools):
-        parts.append(tools)
-    system = kwargs.get("system")
-    if _given(system):
-        parts.append(system)
-    messages = kwargs.get("messages")
-    if isinstance(messages, list | tuple):
-        for message in messages:
-            content = message.get("content") if isinstance(message, Mapping) else None
-            if isinstance(content, list):
-                for block in content:
-                    if isinstance(block, Mapping) and block.get("cache_control"):
-                        parts.append(block)
-    cache_control = kwargs.get("cache_control")
-    if parts and isinstance(cache_control, Mapping):
-        parts.append(cache_control)
-    return parts
+class _Digests:
+    """Digests of long strings (by value) and of tool lists (by identity and length), so a
+    prompt's cacheable prefix is hashed without serialising its long texts on every call.
+    A tool list edited in place at the same length keeps its old digest until evicted."""
+
+    def __init__(self) -> None:
+        self.strings: OrderedDict[str, str] = OrderedDict()
+        self.lists: OrderedDict[int, tuple[Any, int, str, int]] = OrderedDict()
+
+    def of_string(self, text: str) -> str:
+        digest = self.strings.get(text)
+        if digest is None:
+            digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+            self.strings[text] = digest
+            if len(self.strings) > _CACHE_SIZE:
+                self.strings.popitem(last=False)
+        return digest
+
+    def of_tools(self, tools: list[Any] | tuple[Any, ...]) -> tuple[str, int]:
+        """The digest of a tool list and its characters for the input estimate."""
+        hit = self.lists.get(id(tools))
+        if hit is not None and hit[0] is tools and hit[1] == len(tools):
+            return hit[2], hit[3]
+        digest = prefix_hash([_compact(tool) for tool in tools]) or ""
+        chars = 0
+        for tool in tools:
+            description = _field(tool, "description")
+            chars += _TOOL_CHARS + (len(description) if isinstance(description, str) else 0)
+        self.lists[id(tools)] = (tools, len(tools), digest, chars)
+        if len(self.lists) > _CACHE_SIZE:
+            self.lists.popitem(last=False)
+        return digest, chars
 
 
-def _input_estimate(kwargs: Mapping[str, Any]) -> int:
-    """Characters of text in the prompt, over 4: a cheap estimate for the budget guard."""
+_digests = _Digests()
+
+
+def _compact(value: Any, depth: int = 0) -> Any:
+    """``value`` with every long string replaced by its digest (images, documents and long
+    texts included), for hashing."""
+    if isinstance(value, str):
+        return _digests.of_string(value) if len(value) > _LONG_TEXT else value
+    if depth > 8:
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _compact(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, _SEQUENCE):
+        return [_compact(v, depth + 1) for v in value]
+    if value is None or isinstance(value, _SCALAR):
+        return value
+    dump = getattr(value, "model_dump", None)
+    return _compact(dump(exclude_unset=True), depth + 1) if callable(dump) else str(value)
+
+
+def _text_chars(blocks: Any) -> int:
     chars = 0
+    for block in blocks:
+        text = _field(block, "text")
+        chars += len(text) if isinstance(text, str) else _NON_TEXT_CHARS
+    return chars
+
+
+def scan(kwargs: Mapping[str, Any]) -> tuple[list[Any], int]:
+    """One walk over a request: short stand-ins of its cacheable prefix (tools, system, and
+    every ``cache_control``-marked message block, in render order) and its input estimate
+    in tokens (characters of text over 4)."""
+    parts: list[Any] = []
+    chars = 0
+    tools = kwargs.get("tools")
+    if isinstance(tools, _SEQUENCE) and tools:
+        digest, tool_chars = _digests.of_tools(tools)
+        parts.append(digest)
+        chars += tool_chars
     system = kwargs.get("system")
     if isinstance(system, str):
-        chars += len(system)
-    elif isinstance(system, list | tuple):
-        for block in system:
-            text = _field(block, "text")
-            if isinstance(text, str):
-                chars += len(text)
+        if system:
+            parts.append(_compact(system))
+            chars += len(system)
+    elif isinstance(system, _SEQUENCE) and system:
+        parts.append(_compact(system))
+        chars += _text_chars(system)
     messages = kwargs.get("messages")
-    if isinstance(messages, list | tuple):
+    if isinstance(messages, _SEQUENCE):
         for message in messages:
             content = _field(message, "content")
             if isinstance(content, str):
                 chars += len(content)
-            elif isinstance(content, list | tuple):
+            elif isinstance(content, _SEQUENCE):
                 for block in content:
-                    text = _field(block, "text")
-                    chars += len(text) if isinstance(text, str) else 64
-    tools = kwargs.get("tools")
-    if isinstance(tools, list | tuple):
-        for tool in tools:
-            description = _field(tool, "description")
-            chars += 200 + (len(description) if isinstance(description, str) else 0)
-    return chars // 4
+                    if isinstance(block, dict):
+                        text = block.get("text")
+                        if block.get("cache_control"):
+                            parts.append(_compact(block))
+                    else:
+                        text = getattr(block, "text", None)
+                    chars += len(text) if isinstance(text, str) else _NON_TEXT_CHARS
+    cache_control = kwargs.get("cache_control")
+    if parts and isinstance(cache_control, dict):
+        parts.append(cache_control)
+    return parts, chars // 4
 
 
 def _parts(content: Any) -> list[dict[str, Any]]:
@@ -180,7 +242,7 @@ def _json(value: Any) -> str:
 def _input_content(kwargs: Mapping[str, Any]) -> dict[str, AttributeValue]:
     out: dict[str, AttributeValue] = {}
     system = kwargs.get("system")
-    if _given(system):
+    if isinstance(system, str | list | tuple) and system:
         out[gen_ai.GEN_AI_SYSTEM_INSTRUCTIONS] = _json(_parts(system))
     messages = kwargs.get("messages")
     if isinstance(messages, list | tuple):
@@ -199,7 +261,7 @@ def describe(
     model = model if isinstance(model, str) else None
     max_tokens = kwargs.get("max_tokens")
     url = client.base_url
-    parts = _cacheable_prefix(kwargs)
+    parts, estimate = scan(kwargs)
     if parts:
         parts.insert(0, model)
     return InferenceRequest(
@@ -210,7 +272,7 @@ def describe(
         max_tokens=max_tokens if isinstance(max_tokens, int) else None,
         server_address=url.host or None,
         server_port=url.port or (443 if url.scheme == "https" else 80),
-        input_estimate=_input_estimate(kwargs),
+        input_estimate=estimate,
         prefix_hash=prefix_hash(parts),
         attributes=_input_content(kwargs) if telemetry.capture_content else {},
     )
