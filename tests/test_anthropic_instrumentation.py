@@ -86,7 +86,12 @@ async def aclient(sim, pipeline):
 
 
 def usage_spans(pipeline) -> list:
-    return [s for s in pipeline.spans() if gen_ai.GEN_AI_USAGE_INPUT_TOKENS in (s.attributes or {})]
+    """The call spans that carry usage (a task's own span carries its totals, by design)."""
+    return [
+        s
+        for s in pipeline.spans()
+        if s.kind is SpanKind.CLIENT and gen_ai.GEN_AI_USAGE_INPUT_TOKENS in (s.attributes or {})
+    ]
 
 
 def the_call(pipeline):
