@@ -21,7 +21,9 @@ from otel_llm import attributes as attrs
 from otel_llm.otlp import OtlpSpan, TraceSink
 
 ROOT = Path(__file__).resolve().parent.parent
-QUICKSTART = ROOT / "examples" / "quickstart.py"
+EXAMPLES = ROOT / "examples"
+QUICKSTART = EXAMPLES / "quickstart.py"
+AGENTS = (EXAMPLES / "openai_agent.py", EXAMPLES / "anthropic_agent.py")
 
 
 def instrumented_env(
@@ -73,6 +75,22 @@ def inference_spans(spans: Iterable[OtlpSpan]) -> list[OtlpSpan]:
     return sorted(found, key=lambda s: s.start_time_unix_nano)
 
 
+def format_table(rows: list[tuple[str, ...]], left: int, total: bool = False) -> str:
+    """Align ``rows`` (the first is the header) in columns; the first ``left`` columns
+    are left-aligned, the rest right-aligned; ``total`` rules off the last row."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    rule = "  ".join("-" * w for w in widths)
+    lines = []
+    for n, row in enumerate(rows):
+        pairs = enumerate(zip(row, widths, strict=True))
+        lines.append(
+            "  ".join(cell.ljust(w) if i < left else cell.rjust(w) for i, (cell, w) in pairs).rstrip()
+        )
+        if n == 0 or (total and n == len(rows) - 2):
+            lines.append(rule)
+    return "\n".join(lines)
+
+
 def call_table(spans: Iterable[OtlpSpan]) -> str:
     """One row per model call: model, tokens, cache reads and writes, cost, TTFT."""
     header = (
@@ -107,15 +125,39 @@ def call_table(spans: Iterable[OtlpSpan]) -> str:
             )
         )
     rows.append(("total", "", "", "", "", "", "", f"{total:.6f}", ""))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = []
-    for n, row in enumerate(rows):
-        pairs = enumerate(zip(row, widths, strict=True))
-        cells = [cell.ljust(w) if i < 3 else cell.rjust(w) for i, (cell, w) in pairs]
-        lines.append("  ".join(cells).rstrip())
-        if n == 0 or n == len(rows) - 2:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return format_table(rows, left=3, total=True)
+
+
+def task_spans(spans: Iterable[OtlpSpan]) -> list[OtlpSpan]:
+    """The task spans (``invoke_agent …`` with task totals), in start order."""
+    found = [s for s in spans if attrs.TASK_ID in s.attributes and "otel_llm.task.iterations" in s.attributes]
+    return sorted(found, key=lambda s: s.start_time_unix_nano)
+
+
+def task_table(spans: Iterable[OtlpSpan]) -> str:
+    """One row per task, from the totals its span carries when it ends."""
+    header = ("task", "outcome", "calls", "input", "output", "cache hit", "cost $", "tools", "wall s")
+    rows = [header]
+    for span in task_spans(spans):
+        a = span.attributes
+        input_tokens = a.get(gen_ai.GEN_AI_USAGE_INPUT_TOKENS, 0)
+        cache_read = a.get(gen_ai.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, 0)
+        stopped_by = a.get("otel_llm.task.stopped_by")
+        outcome = f"stopped at {stopped_by}" if stopped_by else str(a.get("otel_llm.task.outcome", ""))
+        rows.append(
+            (
+                str(a.get(attrs.TASK_NAME, span.name)),
+                outcome,
+                str(a.get("otel_llm.task.iterations", 0)),
+                f"{input_tokens:,}",
+                f"{a.get(gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS, 0):,}",
+                f"{cache_read / input_tokens:.0%}" if input_tokens else "-",
+                f"{a.get('otel_llm.task.cost.usd', 0.0):.4f}",
+                str(a.get("otel_llm.task.tool_calls", 0)),
+                f"{a.get('otel_llm.task.duration_s', 0.0):.2f}",
+            )
+        )
+    return format_table(rows, left=2)
 
 
 def main() -> int:
@@ -123,17 +165,35 @@ def main() -> int:
 
     # A little latency so time to first token means something on screen.
     with Simulator(ttft=0.05, per_token=0.002) as sim, TraceSink() as sink:
-        env = instrumented_env(sink.endpoint, sim_url=sim.url, service_name="otel-llm-demo")
-        script = QUICKSTART.relative_to(ROOT)
-        print(f"provider simulator on {sim.url}; running {script} under opentelemetry-instrument")
-        result = run_instrumented(QUICKSTART, env)
-        if result.returncode != 0:
-            sys.stderr.write(result.stdout + result.stderr)
-            print(f"the example agent failed (exit {result.returncode})", file=sys.stderr)
-            return 1
+        outputs = {}
+        for script in (QUICKSTART, *AGENTS):
+            # The example agents start their own simulator with a scripted model (or
+            # use the real API when its key is set); the quickstart uses this one.
+            env = instrumented_env(
+                sink.endpoint,
+                sim_url=sim.url if script == QUICKSTART else None,
+                service_name=f"otel-llm-{script.stem}",
+            )
+            print(f"running {script.relative_to(ROOT)} under opentelemetry-instrument ...", flush=True)
+            result = run_instrumented(script, env)
+            if result.returncode != 0:
+                sys.stderr.write(result.stdout + result.stderr)
+                print(f"{script.name} failed (exit {result.returncode})", file=sys.stderr)
+                return 1
+            outputs[script] = result.stderr
         spans = sink.spans()
-    print()
-    print(call_table(spans))
+
+    def of(script: Path) -> list[OtlpSpan]:
+        return [s for s in spans if s.resource.get("service.name") == f"otel-llm-{script.stem}"]
+
+    print(f"\nModel calls of {QUICKSTART.name}, one row per exported span:\n")
+    print(call_table(of(QUICKSTART)))
+    for agent in AGENTS:
+        print(f"\nTasks of {agent.name}, from the task spans it exported:\n")
+        print(task_table(of(agent)))
+        for line in outputs[agent].splitlines():
+            if "stopped:" in line:
+                print(f"  {line.strip()}")
     return 0
 
 
