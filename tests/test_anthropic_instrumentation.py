@@ -810,3 +810,70 @@ def test_budget_exceeded_is_raised_before_the_request_is_sent(instrumented, clie
     assert sim.request_count == 1
     [call] = usage_spans(pipeline)
     assert call.attributes[attrs.TASK_NAME] == "tiny"
+
+
+# -- stream usage arithmetic and platform clients ------------------------------------------
+
+
+def test_message_delta_usage_is_cumulative_and_replaces_message_start_counts(pipeline):
+    from anthropic.types import RawMessageDeltaEvent, RawMessageStartEvent
+
+    from otel_llm.instrumentation.inference import InferenceRequest, Telemetry
+
+    start = RawMessageStartEvent.model_validate(
+        {
+            "type": "message_start",
+            "message": {
+                "id": "msg_1",
+                "type": "message",
+                "role": "assistant",
+                "model": MODEL,
+                "content": [],
+                "stop_reason": None,
+                "usage": {
+                    "input_tokens": 10,
+                    "cache_read_input_tokens": 0,
+                    "cache_creation_input_tokens": 2000,
+                    "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 2000},
+                    "output_tokens": 1,
+                },
+            },
+        }
+    )
+
+    def delta(usage: dict[str, Any], stop_reason: str | None = None) -> RawMessageDeltaEvent:
+        return RawMessageDeltaEvent.model_validate(
+            {"type": "message_delta", "delta": {"stop_reason": stop_reason}, "usage": usage}
+        )
+
+    accumulator = anthropic_patch.MessageAccumulator()
+    for event in (
+        start,
+        delta({"output_tokens": 5}),
+        # A later delta restates the running totals, input and cache counts included.
+        delta({"output_tokens": 9, "input_tokens": 12, "cache_creation_input_tokens": 2000}, "end_turn"),
+    ):
+        accumulator.add(event)
+    telemetry = Telemetry(pipeline.tracer_provider, pipeline.meter_provider)
+    call = telemetry.start(InferenceRequest(provider="anthropic", operation="chat", model=MODEL, stream=True))
+    accumulator.finish(call)
+    call.end()
+
+    [span] = usage_spans(pipeline)
+    assert_usage(span, uncached=12, output=9, write=2000)
+    assert span.attributes[attrs.USAGE_CACHE_CREATION_1H_INPUT_TOKENS] == 2000
+    assert span.attributes[gen_ai.GEN_AI_RESPONSE_FINISH_REASONS] == ("end_turn",)
+    # 12 input at $3, 2,000 one-hour writes at $6, 9 output at $15 per million.
+    assert span.attributes[attrs.COST_USD] == 0.012171
+
+
+def test_vertex_client_is_reported_as_gcp_vertex_ai(instrumented, sim, pipeline):
+    vertex = anthropic.AnthropicVertex(
+        region="us-east5", project_id="proj", access_token="tok", base_url=sim.url, max_retries=0
+    )
+    # The simulator does not serve Vertex's rawPredict route: the call fails with a 404.
+    with pytest.raises(anthropic.NotFoundError):
+        vertex.messages.create(model=MODEL, max_tokens=64, messages=HI)
+    [span] = [s for s in pipeline.spans() if s.name == SPAN]
+    assert span.attributes[gen_ai.GEN_AI_PROVIDER_NAME] == "gcp.vertex_ai"
+    assert span.attributes[error_attributes.ERROR_TYPE] == "NotFoundError"
