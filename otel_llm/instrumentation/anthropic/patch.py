@@ -549,7 +549,7 @@ def traced_stream(telemetry: Telemetry) -> Wrapper:
             if callable(api_request):
                 setattr(manager, slot, lambda: _send_stream(telemetry, request, api_request))
             else:
-                setattr(manager, slot, _send_async_stream(telemetry, request, api_request))
+                setattr(manager, slot, _AsyncSend(telemetry, request, api_request))
         except Exception as exc:
             log_failure_once("wrapping an Anthropic message stream", exc)
         return manager
@@ -568,6 +568,21 @@ def _send_stream(telemetry: Telemetry, request: InferenceRequest, api_request: C
     finally:
         _OWNED.reset(token)
     return _take_result(call, raw, telemetry.capture_content, True)
+
+
+class _AsyncSend:
+    """The awaitable an async stream manager awaits on ``__aenter__``. Not a coroutine, so a
+    manager that is never entered leaves no un-awaited coroutine of ours behind."""
+
+    __slots__ = ("_api_request", "_request", "_telemetry")
+
+    def __init__(self, telemetry: Telemetry, request: InferenceRequest, api_request: Any) -> None:
+        self._telemetry = telemetry
+        self._request = request
+        self._api_request = api_request
+
+    def __await__(self) -> Any:
+        return _send_async_stream(self._telemetry, self._request, self._api_request).__await__()
 
 
 async def _send_async_stream(telemetry: Telemetry, request: InferenceRequest, api_request: Any) -> Any:
