@@ -877,3 +877,28 @@ def test_vertex_client_is_reported_as_gcp_vertex_ai(instrumented, sim, pipeline)
     [span] = [s for s in pipeline.spans() if s.name == SPAN]
     assert span.attributes[gen_ai.GEN_AI_PROVIDER_NAME] == "gcp.vertex_ai"
     assert span.attributes[error_attributes.ERROR_TYPE] == "NotFoundError"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_beta_tool_runner_turns_are_traced_through_beta_create(stream, instrumented, client, sim, pipeline):
+    @anthropic.beta_tool
+    def read_file(path: str) -> str:
+        """Read a file."""
+        return "contents of " + path
+
+    sim.enqueue(Reply.tool_call("read_file", {"path": "a.txt"}), Reply.text("done"))
+    runner = client.beta.messages.tool_runner(
+        model=MODEL, max_tokens=64, tools=[read_file], messages=HI, thread=False, stream=stream
+    )
+    for turn in runner:
+        if stream:
+            for _ in turn:
+                pass
+
+    assert sim.request_count == 2
+    tool_turn, final_turn = usage_spans(pipeline)
+    assert [s.name for s in pipeline.spans() if s.kind is SpanKind.CLIENT] == [SPAN, SPAN]
+    assert tool_turn.attributes[gen_ai.GEN_AI_RESPONSE_FINISH_REASONS] == ("tool_use",)
+    assert tool_turn.attributes[gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS] == 7
+    assert final_turn.attributes[gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS] == 1  # "done"
+    assert final_turn.attributes[gen_ai.GEN_AI_REQUEST_STREAM] is stream
