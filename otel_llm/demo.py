@@ -19,6 +19,7 @@ from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ge
 
 from otel_llm import attributes as attrs
 from otel_llm.otlp import OtlpSpan, TraceSink
+from otel_llm.usage import TASK_USAGE_PREFIX
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -140,8 +141,8 @@ def task_table(spans: Iterable[OtlpSpan]) -> str:
     rows = [header]
     for span in task_spans(spans):
         a = span.attributes
-        input_tokens = a.get(gen_ai.GEN_AI_USAGE_INPUT_TOKENS, 0)
-        cache_read = a.get(gen_ai.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, 0)
+        input_tokens = a.get(TASK_USAGE_PREFIX + "input_tokens", 0)
+        cache_read = a.get(TASK_USAGE_PREFIX + "cache_read.input_tokens", 0)
         stopped_by = a.get("otel_llm.task.stopped_by")
         outcome = f"stopped at {stopped_by}" if stopped_by else str(a.get("otel_llm.task.outcome", ""))
         rows.append(
@@ -150,7 +151,7 @@ def task_table(spans: Iterable[OtlpSpan]) -> str:
                 outcome,
                 str(a.get("otel_llm.task.iterations", 0)),
                 f"{input_tokens:,}",
-                f"{a.get(gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS, 0):,}",
+                f"{a.get(TASK_USAGE_PREFIX + 'output_tokens', 0):,}",
                 f"{cache_read / input_tokens:.0%}" if input_tokens else "-",
                 f"{a.get('otel_llm.task.cost.usd', 0.0):.4f}",
                 str(a.get("otel_llm.task.tool_calls", 0)),

@@ -56,7 +56,9 @@ at the end:
 
 ==========================================  ======  ===========================================
 ``otel_llm.task.iterations``                int     model calls admitted
-``gen_ai.usage.input_tokens`` etc.          int     token totals (``Usage.span_attributes``)
+``otel_llm.task.usage.input_tokens`` etc.   int     token totals (``Usage.total_attributes``; not
+                                                    ``gen_ai.usage.*``, which would count each
+                                                    call twice in a sum over spans)
 ``otel_llm.task.cost.usd``                  double  total cost (``.input_usd``, ``.output_usd``,
                                                     ``.cache_read_usd``, ``.cache_write_usd``,
                                                     ``.cache_savings_usd``: its parts)
@@ -624,7 +626,7 @@ class Task:
             _log_once("ending the task span", err)
 
     def _end_attributes(self) -> dict[str, AttributeValue]:
-        out: dict[str, AttributeValue] = dict(self.usage.span_attributes())
+        out: dict[str, AttributeValue] = dict(self.usage.total_attributes())
         input_usd, output_usd, read_usd, write_usd, savings_usd = self._cost_parts
         out.update(
             {

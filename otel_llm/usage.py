@@ -19,7 +19,10 @@ from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ge
 
 from otel_llm import attributes as attrs
 
-__all__ = ["Usage"]
+__all__ = ["TASK_USAGE_PREFIX", "Usage"]
+
+TASK_USAGE_PREFIX = "otel_llm.task.usage."
+"""Namespace of token totals on spans that sum many calls (task spans)."""
 
 
 def _get(obj: Any, name: str) -> Any:
@@ -148,3 +151,10 @@ class Usage:
             out[attrs.USAGE_CACHE_CREATION_5M_INPUT_TOKENS] = self.cache_creation_5m_input_tokens
             out[attrs.USAGE_CACHE_CREATION_1H_INPUT_TOKENS] = self.cache_creation_1h_input_tokens
         return out
+
+    def total_attributes(self) -> dict[str, int]:
+        """The same counts as :meth:`span_attributes` under ``otel_llm.task.usage.*``, for
+        spans that sum many calls: a backend adding ``gen_ai.usage.*`` over all spans
+        must not count a call twice (once on its own span, once in its task's total)."""
+        items = self.span_attributes().items()
+        return {TASK_USAGE_PREFIX + key.split(".usage.", 1)[1]: value for key, value in items}
