@@ -27,6 +27,9 @@ lists through :meth:`~BatchWriter.submit` and writes them from one background th
   (or :meth:`~BatchWriter.close`) returns: they are then in the store or in the spool.
   Rows submitted but not yet flushed live in memory and die with a killed process,
   like the upstream exporter's sending queue.
+- **Schema.** Before its first insert, and again after an outage, the writer applies
+  the schema migrations (``ensure_schema=True``), so a store that comes back empty
+  gets its tables before the replay.
 - A batch the store refuses for good (:class:`~otel_llm.storage.errors.QueryError`)
   is kept in ``<spool>/rejected/`` with the reason, logged, and counted.
 """
@@ -46,6 +49,7 @@ import pyarrow as pa
 from otel_llm.storage.backend import Backend
 from otel_llm.storage.config import WriterConfig
 from otel_llm.storage.errors import BackendUnavailable, QueryError, QueueFull, StorageError
+from otel_llm.storage.migrations import apply_schema
 from otel_llm.storage.records import BudgetEventRecord, SpanRecord, budget_events_to_arrow, spans_to_arrow
 from otel_llm.storage.spool import Spool, SpooledBatch, SpoolFull
 
@@ -67,8 +71,11 @@ class BatchWriter(Generic[R]):
         config: WriterConfig | None = None,
         *,
         spool_dir: Path | None = None,
+        ensure_schema: bool = True,
     ) -> None:
         self.backend = backend
+        self._ensure_schema = ensure_schema
+        self._schema_ready = not ensure_schema
         self.table = table
         self.config = config or backend.config.writer
         self.config.validate()
@@ -86,6 +93,7 @@ class BatchWriter(Generic[R]):
         self._delay = self.config.retry_initial
         self._next_retry = 0.0
         self._down_logged = False
+        self._full_logged = False
         self._stats = dict.fromkeys(
             (
                 "rows_submitted",
@@ -93,6 +101,7 @@ class BatchWriter(Generic[R]):
                 "rows_spooled",
                 "rows_replayed",
                 "rows_rejected",
+                "rows_lost",
                 "inserts",
                 "queue_full",
             ),
@@ -147,6 +156,7 @@ class BatchWriter(Generic[R]):
         self._thread.join(timeout)
         with self._cond:
             done = self._durable >= self._accepted and not self._thread.is_alive()
+            done = done and not self._stats["rows_lost"]
             if not done:
                 log.error(
                     "closing the %s writer after %ss with %d rows not yet written or spooled",
@@ -209,6 +219,12 @@ class BatchWriter(Generic[R]):
             if closing:
                 return
 
+    def _insert(self, table: str, data: pa.Table, token: str) -> None:
+        if not self._schema_ready:
+            apply_schema(self.backend)  # a store that comes back empty gets its tables first
+            self._schema_ready = True
+        self.backend.insert_arrow(table, data, dedup_token=token)
+
     def _write(self, batch: list[R]) -> None:
         try:
             data = self._encode(batch)
@@ -219,29 +235,38 @@ class BatchWriter(Generic[R]):
         token = f"otel-llm-{uuid.uuid4().hex}"
         if not self.spool.size_bytes and time.monotonic() >= self._next_retry:
             try:
-                self.backend.insert_arrow(self.table, data, dedup_token=token)
+                self._insert(self.table, data, token)
             except BackendUnavailable as exc:
                 self._went_down(exc)
             except QueryError as exc:
-                self._reject(self._spool(token, data), str(exc))
+                spooled = self._spool(token, data)
+                if spooled is not None:
+                    self._reject(spooled, str(exc))
                 return
             else:
                 self._stats["rows_inserted"] += data.num_rows
                 self._stats["inserts"] += 1
                 return
-        self._spool(token, data)
-        self._stats["rows_spooled"] += data.num_rows
+        if self._spool(token, data) is not None:
+            self._stats["rows_spooled"] += data.num_rows
 
-    def _spool(self, token: str, data: pa.Table) -> SpooledBatch:
+    def _spool(self, token: str, data: pa.Table) -> SpooledBatch | None:
+        """Spool a batch; while the spool is full, wait for the store (the queue backs up)."""
         while True:
             try:
-                return self.spool.append(self.table, token, data)
+                spooled = self.spool.append(self.table, token, data)
+                self._full_logged = False
+                return spooled
             except SpoolFull as exc:
-                log.error("%s; waiting for the store to come back", exc)
-                self._drain_spool(force=True)
-                if not self.spool.size_bytes:
-                    continue
+                if self._closing:
+                    log.error("%s; closing, so %d unflushed rows are lost", exc, data.num_rows)
+                    self._stats["rows_lost"] += data.num_rows
+                    return None
+                if not self._full_logged:
+                    log.error("%s; waiting for the store to come back", exc)
+                    self._full_logged = True
                 time.sleep(self._delay)
+                self._drain_spool(force=True)
 
     def _reject(self, batch: SpooledBatch, reason: str) -> None:
         rows = batch.load().num_rows
@@ -257,6 +282,7 @@ class BatchWriter(Generic[R]):
         )
 
     def _went_down(self, exc: BackendUnavailable) -> None:
+        self._schema_ready = self._schema_ready and not self._ensure_schema
         if not self._down_logged:
             log.warning("%s; spooling to %s until it is back", exc, self.spool.directory)
             self._down_logged = True
@@ -274,7 +300,7 @@ class BatchWriter(Generic[R]):
                 self._reject(batch, f"unreadable spool file: {exc}")
                 continue
             try:
-                self.backend.insert_arrow(batch.table, data, dedup_token=batch.token)
+                self._insert(batch.table, data, batch.token)
             except BackendUnavailable as exc:
                 self._went_down(exc)
                 return
