@@ -5,15 +5,15 @@
 -- Quantiles are exact (position floor(level * n)); values rounded to 1e-6.
 SELECT
     metric,
-    current,
-    baseline,
-    round(current / nullIf(baseline, 0) - 1, 6) AS change
+    round(current_, 6) AS current,
+    round(baseline_, 6) AS baseline,
+    round(current_ / nullIf(baseline_, 0) - 1, 6) AS change
 FROM
 (
     SELECT
         ['calls', 'cost_usd', 'cost_per_call_usd', 'tokens_per_call', 'input_output_ratio', 'cache_hit_ratio', 'error_rate', 'ttft_p95_seconds', 'duration_p95_seconds', 'tasks', 'cost_per_task_p50_usd', 'cost_per_task_p95_usd', 'calls_per_task_p50', 'calls_per_task_p95'] AS metric_names,
-        arrayMap(x -> if(isFinite(x), round(x, 6), NULL), arrayConcat(c.a_values, t.a_values)) AS a_values,
-        arrayMap(x -> if(isFinite(x), round(x, 6), NULL), arrayConcat(c.b_values, t.b_values)) AS b_values
+        arrayMap(x -> if(isFinite(x), x, NULL), arrayConcat(c.a_values, t.a_values)) AS a_values,
+        arrayMap(x -> if(isFinite(x), x, NULL), arrayConcat(c.b_values, t.b_values)) AS b_values
     FROM
     (
         SELECT
@@ -70,4 +70,4 @@ FROM
         )
     ) AS t
 )
-ARRAY JOIN metric_names AS metric, a_values AS current, b_values AS baseline
+ARRAY JOIN metric_names AS metric, a_values AS current_, b_values AS baseline_

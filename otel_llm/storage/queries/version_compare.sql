@@ -4,15 +4,15 @@
 -- floor(level * n)); values rounded to 1e-6.
 SELECT
     metric,
-    a,
-    b,
-    round(b / nullIf(a, 0) - 1, 6) AS change
+    round(a_, 6) AS a,
+    round(b_, 6) AS b,
+    round(b_ / nullIf(a_, 0) - 1, 6) AS change
 FROM
 (
     SELECT
         ['calls', 'cost_usd', 'cost_per_call_usd', 'tokens_per_call', 'input_output_ratio', 'cache_hit_ratio', 'error_rate', 'ttft_p95_seconds', 'duration_p95_seconds', 'tasks', 'cost_per_task_p50_usd', 'cost_per_task_p95_usd', 'calls_per_task_p50', 'calls_per_task_p95'] AS metric_names,
-        arrayMap(x -> if(isFinite(x), round(x, 6), NULL), arrayConcat(c.a_values, t.a_values)) AS a_values,
-        arrayMap(x -> if(isFinite(x), round(x, 6), NULL), arrayConcat(c.b_values, t.b_values)) AS b_values
+        arrayMap(x -> if(isFinite(x), x, NULL), arrayConcat(c.a_values, t.a_values)) AS a_values,
+        arrayMap(x -> if(isFinite(x), x, NULL), arrayConcat(c.b_values, t.b_values)) AS b_values
     FROM
     (
         SELECT
@@ -71,4 +71,4 @@ FROM
         )
     ) AS t
 )
-ARRAY JOIN metric_names AS metric, a_values AS a, b_values AS b
+ARRAY JOIN metric_names AS metric, a_values AS a_, b_values AS b_
