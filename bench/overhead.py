@@ -8,6 +8,9 @@ Measures, for OpenAI chat completions and Anthropic messages, non-streaming and 
 * ``ours+guard``: ours, every call made inside ``otel_llm.task(...)`` with limits set,
 * ``traceloop``: ``opentelemetry-instrumentation-openai`` / ``-anthropic`` (OpenLLMetry),
 * ``openlit``: ``openlit.init()`` with only its OpenAI / Anthropic instrumentor enabled,
+* ``floor``: a reference, not a product: the OpenTelemetry SDK work alone that our telemetry
+  needs (one span with as many attributes as ours, the same metric points), no parsing,
+  pricing or budget,
 
 all against one zero-latency provider simulator (``python -m otel_llm.sim``) running in its
 own process, so its CPU is not counted. Each variant runs in a fresh process, because the
@@ -36,7 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,7 +49,7 @@ DEFAULT_OUT = HERE / "results" / "overhead.json"
 
 PROVIDERS = ("openai", "anthropic")
 MODES = ("nonstream", "stream")
-VARIANTS = ("baseline", "ours", "ours+guard", "traceloop", "openlit")
+VARIANTS = ("baseline", "floor", "ours", "ours+guard", "traceloop", "openlit")
 PEERS = ("traceloop", "openlit")
 
 MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-sonnet-4-5"}
@@ -166,6 +169,8 @@ def instrument(variant: str, provider: str, tel: Telemetry, workdir: Path) -> Ca
             return lambda: task(
                 "bench", max_usd=1e9, max_tokens=10**15, max_iterations=10**9, max_seconds=1e9
             )
+    elif variant == "floor":
+        install_floor(provider, tel)
     elif variant == "traceloop":
         if provider == "openai":
             from opentelemetry.instrumentation.openai import OpenAIInstrumentor as Traceloop
@@ -205,6 +210,61 @@ def instrument(variant: str, provider: str, tel: Telemetry, workdir: Path) -> Ca
     else:
         raise SystemExit(f"unknown variant {variant!r}")
     return contextlib.nullcontext
+
+
+def install_floor(provider: str, tel: Telemetry) -> None:
+    """Wrap the SDK method with only what any instrumentation emitting our telemetry pays
+    for in the OpenTelemetry SDK: one CLIENT span started with 11 attributes and given 14
+    more at its end, and the metric points ours records for a call (duration, input and
+    output tokens, cost; time to first chunk for a stream, not the per-chunk histogram).
+    Attribute values are constants: no response is read, nothing is priced."""
+    import wrapt
+    from opentelemetry.trace import SpanKind
+
+    tracer = tel.tracer_provider.get_tracer("bench-floor")
+    meter = tel.meter_provider.get_meter("bench-floor")
+    duration = meter.create_histogram("floor.duration", unit="s")
+    tokens = meter.create_histogram("floor.tokens", unit="{token}")
+    ttft = meter.create_histogram("floor.ttft", unit="s")
+    cost = meter.create_counter("floor.cost", unit="USD")
+    start_attrs = {f"floor.start.{i}": i for i in range(11)}
+    end_attrs = {f"floor.end.{i}": float(i) for i in range(14)}
+    metric_attrs = {f"floor.metric.{i}": "v" for i in range(6)}
+    input_attrs = {**metric_attrs, "floor.type": "input"}
+    output_attrs = {**metric_attrs, "floor.type": "output"}
+
+    def finish(span: Any, t0: float, first: float | None) -> None:
+        span.set_attributes(end_attrs)
+        elapsed = time.perf_counter() - t0
+        duration.record(elapsed, metric_attrs)
+        if first is not None:
+            ttft.record(first - t0, metric_attrs)
+        tokens.record(40, input_attrs)
+        tokens.record(200, output_attrs)
+        cost.add(0.001, metric_attrs)
+        span.end()
+
+    def chunks(stream: Any, span: Any, t0: float) -> Iterator[Any]:
+        first = None
+        for chunk in stream:
+            if first is None:
+                first = time.perf_counter()
+            yield chunk
+        finish(span, t0, first)
+
+    def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        span = tracer.start_span("floor", kind=SpanKind.CLIENT, attributes=start_attrs)
+        t0 = time.perf_counter()
+        result = wrapped(*args, **kwargs)
+        if kwargs.get("stream"):
+            return chunks(result, span, t0)
+        finish(span, t0, None)
+        return result
+
+    if provider == "openai":
+        wrapt.wrap_function_wrapper("openai.resources.chat.completions", "Completions.create", wrapper)
+    else:
+        wrapt.wrap_function_wrapper("anthropic.resources.messages", "Messages.create", wrapper)
 
 
 def make_call(provider: str, mode: str, url: str) -> Callable[[], int]:
@@ -321,6 +381,11 @@ def run_profile(args: argparse.Namespace) -> None:
     with around():
         for _ in range(args.warmup):
             call()
+        if args.profiler == "none":
+            # For an external sampler: py-spy record -- python bench/overhead.py --profile ... --profiler none
+            for _ in range(args.calls):
+                call()
+            return
         profiler = cProfile.Profile()
         profiler.enable()
         for _ in range(args.calls):
@@ -399,6 +464,22 @@ def versions() -> dict[str, str | None]:
         except importlib.metadata.PackageNotFoundError:
             out[key] = None
     return out
+
+
+def source_state() -> dict[str, Any]:
+    """The commit measured, and whether otel_llm/ had uncommitted changes."""
+
+    def git(*cmd: str) -> str:
+        try:
+            done = subprocess.run(["git", *cmd], cwd=HERE.parent, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    return {
+        "commit": git("rev-parse", "--short", "HEAD") or None,
+        "otel_llm_uncommitted_changes": bool(git("status", "--porcelain", "--", "otel_llm")),
+    }
 
 
 def unavailable(variant: str, provider: str) -> str | None:
@@ -580,6 +661,9 @@ def summarise(cells: dict[str, dict[str, Any]]) -> dict[str, Any]:
             "value": ours / base_cpu,
             "pass": ours < MAX_SHARE_OF_BASELINE * base_cpu,
         }
+    above_floor = paired(cells, "ours", "floor")
+    if above_floor is not None:
+        out["ours"]["above_floor_us"] = above_floor
     guard = paired(cells, "ours+guard", "ours")
     if guard is not None and ours is not None:
         out["ours+guard"]["guard_added_us"] = guard
@@ -622,6 +706,8 @@ def print_table(results: dict[str, Any]) -> None:
                 f"{fmt(row['wall_us'], '.0f'):>10}{fmt(row['spans_per_call'], '.2f'):>7}"
                 f"{raw.get('chunks_per_call') or '':>7}"
             )
+            if "above_floor_us" in row:
+                print(f"{'':<32}ours above the floor (our own code): {row['above_floor_us']:+.1f} us/call")
             if "guard_added_us" in row:
                 print(f"{'':<32}guard alone (ours+guard - ours): {row['guard_added_us']:+.1f} us/call")
         print()
@@ -646,6 +732,7 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {
         "benchmark": "overhead",
         "versions": versions(),
+        "source": source_state(),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
         "method": {
             "clock": "time.process_time_ns of the client process (all its threads); "
@@ -696,6 +783,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--provider", choices=PROVIDERS, default="openai")
     p.add_argument("--mode", choices=MODES, default="nonstream")
     p.add_argument("--profile-calls", type=int, default=2000)
+    p.add_argument(
+        "--profiler", choices=("cprofile", "none"), default="cprofile", help="none: run for py-spy"
+    )
     p.add_argument("--profile-sort", default="tottime", help="pstats sort key (tottime, cumulative)")
     p.add_argument("--profile-top", type=int, default=40)
     # Internal: the measured child process and the simulator process.
