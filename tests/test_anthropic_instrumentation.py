@@ -243,7 +243,7 @@ def test_stream_read_to_the_end_records_usage_once(instrumented, client, sim, pi
     [ttft] = metrics["gen_ai.client.operation.time_to_first_chunk"]
     assert ttft.count == 1
     [per_chunk] = metrics["gen_ai.client.operation.time_per_output_chunk"]
-    assert per_chunk.count == len(events) - 1
+    assert per_chunk.count == 1  # one record per stream: the mean gap between chunks
     stream.close()  # after the end: nothing more
     assert len(pipeline.spans()) == 1
 
