@@ -327,7 +327,8 @@ def test_our_spans_fill_calls_tasks_and_budget_events_with_exact_values(store: B
         span_kind="Internal",
         service_name="coding-agent",
         resource_attributes=first.resource_attributes,
-        span_attributes={"otel_llm.task.id": "fix-1", "otel_llm.cost.usd": "0.02405",
+        span_attributes={"otel_llm.task.id": "fix-1", "otel_llm.task.cost.usd": "0.02405",
+                         "otel_llm.task.outcome": "done",
                          "otel_llm.budget.state": "warn", "otel_llm.budget.limit": "max_usd",
                          "otel_llm.budget.limit_value": "0.025", "otel_llm.budget.spent": "0.02405"},
         duration_ns=7_000_000_000,
@@ -357,7 +358,7 @@ def test_our_spans_fill_calls_tasks_and_budget_events_with_exact_values(store: B
         "FROM tasks WHERE task_id = 'fix-1' GROUP BY task_id"
     ).rows
     assert task == [
-        ("fix-1", "fix", 2, 1, 2, 10200, 400, 4000, 4000, 0.02405, 1, 7_000_000_000, "Ok", 0.02405, 2,
+        ("fix-1", "fix", 2, 1, 2, 10200, 400, 4000, 4000, 0.02405, 1, 7_000_000_000, "done", 0.02405, 2,
          at - dt.timedelta(seconds=1), at + dt.timedelta(seconds=6)),
     ]  # fmt: skip
     events = store.query(

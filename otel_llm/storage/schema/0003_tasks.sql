@@ -4,7 +4,9 @@
 -- Two feeds:
 --   tasks_from_calls_mv  every llm_calls row: tokens, cost, calls, errors, models;
 --   tasks_from_spans_mv  the task span ("invoke_agent {name}", or any span carrying
---                        otel_llm.budget.state) with its own totals and budget state.
+--                        otel_llm.budget.state): its duration, outcome
+--                        (otel_llm.task.outcome, else the span status), its own total
+--                        (otel_llm.task.cost.usd) and budget state.
 --
 -- budget_level orders the budget states so max() keeps the worst:
 --   0 none reported, 1 ok, 2 warn, 3 exceeded, 4 killed.
@@ -94,8 +96,10 @@ SELECT
     CAST([], 'Array(String)') AS models,
     toUInt64(startsWith(SpanName, 'invoke_agent ')) AS task_spans,
     if(startsWith(SpanName, 'invoke_agent '), Duration, 0) AS task_duration_ns,
-    if(startsWith(SpanName, 'invoke_agent '), toString(StatusCode), '') AS task_status,
-    if(startsWith(SpanName, 'invoke_agent '), toFloat64OrZero(a['otel_llm.cost.usd']), 0) AS reported_cost_usd,
+    if(startsWith(SpanName, 'invoke_agent '), coalesce(nullIf(a['otel_llm.task.outcome'], ''), toString(StatusCode)), '')
+        AS task_status,
+    if(startsWith(SpanName, 'invoke_agent '),
+        toFloat64OrZero(coalesce(nullIf(a['otel_llm.task.cost.usd'], ''), a['otel_llm.cost.usd'])), 0) AS reported_cost_usd,
     toUInt8(transform(a['otel_llm.budget.state'], ['ok', 'warn', 'exceeded', 'killed'], [1, 2, 3, 4], 0)) AS budget_level
 FROM otel_traces
 WHERE a['otel_llm.task.id'] != ''

@@ -42,7 +42,7 @@ SELECT
     a['otel_llm.task.name'] AS task_name,
     ServiceName AS service_name,
     a['otel_llm.budget.policy'] AS policy,
-    a['otel_llm.budget.limit'] AS limit_name,
+    coalesce(nullIf(a['otel_llm.budget.limit'], ''), a['otel_llm.task.stopped_by']) AS limit_name,
     toFloat64OrZero(a['otel_llm.budget.limit_value']) AS limit_value,
     toFloat64OrZero(a['otel_llm.budget.spent']) AS spent,
     '' AS channel,
