@@ -328,11 +328,13 @@ def test_our_spans_fill_calls_tasks_and_budget_events_with_exact_values(store: B
         service_name="coding-agent",
         resource_attributes=first.resource_attributes,
         span_attributes={"otel_llm.task.id": "fix-1", "otel_llm.task.cost.usd": "0.02405",
-                         "otel_llm.task.outcome": "done",
-                         "otel_llm.budget.state": "warn", "otel_llm.budget.limit": "max_usd",
-                         "otel_llm.budget.limit_value": "0.025", "otel_llm.budget.spent": "0.02405"},
+                         "otel_llm.task.outcome": "done", "otel_llm.budget.state": "warn",
+                         "otel_llm.budget.max_usd": "0.025"},
         duration_ns=7_000_000_000,
         status_code="Ok",
+        events=[SpanEvent(ns(at + dt.timedelta(seconds=5)), "otel_llm.budget.warn",
+                          {"otel_llm.budget.limit": "max_usd", "otel_llm.budget.limit_value": "0.025",
+                           "otel_llm.budget.spent": "0.02405"})],
     )  # fmt: skip
     insert_spans(store, [first, second, baggage_only, task_span])
 
@@ -362,13 +364,13 @@ def test_our_spans_fill_calls_tasks_and_budget_events_with_exact_values(store: B
          at - dt.timedelta(seconds=1), at + dt.timedelta(seconds=6)),
     ]  # fmt: skip
     events = store.query(
-        "SELECT kind, task_id, limit_name, limit_value, spent, source, event_id, attributes "
+        "SELECT timestamp, kind, task_id, limit_name, limit_value, spent, source, event_id, attributes "
         "FROM budget_events"
     ).rows
     assert events == [
-        ("warn", "fix-1", "max_usd", 0.025, 0.02405, "span", "00000000000000d1:warn",
-         {"otel_llm.budget.state": "warn", "otel_llm.budget.limit": "max_usd",
-          "otel_llm.budget.limit_value": "0.025", "otel_llm.budget.spent": "0.02405"}),
+        (at + dt.timedelta(seconds=5), "warn", "fix-1", "max_usd", 0.025, 0.02405, "span",
+         "00000000000000d1:1", {"otel_llm.budget.limit": "max_usd", "otel_llm.budget.limit_value": "0.025",
+                                "otel_llm.budget.spent": "0.02405"}),
     ]  # fmt: skip
     lookup = store.query(
         "SELECT TraceId, toDateTime64(min(Start), 0, 'UTC'), toDateTime64(max(End), 0, 'UTC') "

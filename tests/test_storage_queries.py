@@ -6,11 +6,11 @@ import datetime as dt
 from collections import defaultdict
 
 import pytest
-from test_storage_fixtures import NOW, config_fixture, llm_span, store_fixture  # noqa: F401
+from test_storage_fixtures import NOW, config_fixture, llm_span, ns, store_fixture  # noqa: F401
 
 from otel_llm.storage import queries
 from otel_llm.storage.backend import Backend
-from otel_llm.storage.records import SpanRecord, spans_to_arrow
+from otel_llm.storage.records import SpanEvent, SpanRecord, spans_to_arrow
 
 DAY = dt.timedelta(days=1)
 START, END = NOW - DAY, NOW
@@ -263,14 +263,26 @@ def test_version_compare_before_and_after(loaded: Backend) -> None:
 
 
 def test_budget_events_newest_first(loaded: Backend) -> None:
-    killed = llm_span(at=START + dt.timedelta(hours=3), task="t-k", iteration=9)
-    budget = {"state": "killed", "limit": "max_iterations", "limit_value": "8", "spent": "9"}
-    killed.span_attributes.update({f"otel_llm.budget.{k}": v for k, v in budget.items()})
-    loaded.insert_arrow("otel_traces", spans_to_arrow([killed]))
+    at = START + dt.timedelta(hours=3)
+    refused = {"otel_llm.budget.limit": "max_iterations", "otel_llm.budget.limit_value": "8",
+               "otel_llm.budget.spent": "8"}  # fmt: skip
+    task_span = SpanRecord(
+        timestamp_ns=ns(at - dt.timedelta(minutes=1)),
+        trace_id="0" * 31 + "9",
+        span_id="00000000000000e1",
+        span_name="invoke_agent t",
+        span_attributes={"otel_llm.task.id": "t-k", "otel_llm.task.name": "t",
+                         "otel_llm.budget.state": "killed"},
+        duration_ns=120 * 10**9,
+        events=[SpanEvent(ns(at), "otel_llm.budget.exceeded", refused),
+                SpanEvent(ns(at + dt.timedelta(seconds=1.5)), "otel_llm.budget.killed", refused)],
+    )  # fmt: skip
+    loaded.insert_arrow("otel_traces", spans_to_arrow([task_span]))
     rows = run(loaded, "budget_events", start=START, end=END)
     assert [
         (r["kind"], r["task_id"], r["limit_name"], r["limit_value"], r["spent"], r["source"]) for r in rows
     ] == [
-        ("killed", "t-k", "max_iterations", 8.0, 9.0, "span"),
+        ("killed", "t-k", "max_iterations", 8.0, 8.0, "span"),
+        ("exceeded", "t-k", "max_iterations", 8.0, 8.0, "span"),
     ]
     assert rows[0]["timestamp"] == START + dt.timedelta(hours=3, seconds=1.5)

@@ -25,10 +25,11 @@ engines and TTLs are rendered from them by :mod:`otel_llm.storage.ddl`):
   (toStartOfHour(timestamp), service_name, task_id, span_id)``: dashboards ask about
   time windows first.
 - ``tasks`` — per-task totals (``AggregatingMergeTree`` of simple aggregates, ``ORDER BY
-  task_id``), fed from ``llm_calls`` and from the task spans (``invoke_agent ...``) with
-  their budget state.
-- ``budget_events`` — warnings, kills and alerts (from the collector, and from spans
-  carrying ``otel_llm.budget.state``).
+  task_id``), fed from ``llm_calls`` (sums over the calls carrying the task id) and from
+  the task spans (``invoke_agent ...``: their own ``otel_llm.task.*`` totals as
+  ``reported_*``, outcome, ``stopped_by``, parent, budget state and limits).
+- ``budget_events`` — warnings, kills, grants and alerts (from the collector, and from
+  the ``otel_llm.budget.warn|exceeded|killed|grant`` events on task spans).
 
 Options (``storage:`` in the collector config, :meth:`StorageConfig.from_mapping`):
 

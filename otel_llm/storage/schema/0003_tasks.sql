@@ -2,11 +2,37 @@
 -- with GROUP BY task_id and the column's own aggregate: sum, min, max).
 --
 -- Two feeds:
---   tasks_from_calls_mv  every llm_calls row: tokens, cost, calls, errors, models;
---   tasks_from_spans_mv  the task span ("invoke_agent {name}", or any span carrying
---                        otel_llm.budget.state): its duration, outcome
---                        (otel_llm.task.outcome, else the span status), its own total
---                        (otel_llm.task.cost.usd) and budget state.
+--   tasks_from_calls_mv  every llm_calls row: calls, errors, tokens, cost, models of the
+--                        calls that carry this task id (in any process);
+--   tasks_from_spans_mv  the task span "invoke_agent {name}" (otel_llm.tasks), and the
+--                        budget state and limits any span of the task carries.
+--
+-- The task span reports the totals its own process counted, under otel_llm.task.*
+-- (never gen_ai.usage.*, so sums over spans count each call once):
+--   reported_cost_usd (+ _input, _output, _cache_read, _cache_write, cache_savings)
+--                        otel_llm.task.cost.usd, .input_usd, .output_usd,
+--                        .cache_read_usd, .cache_write_usd, .cache_savings_usd
+--   reported_*_tokens    otel_llm.task.usage.input_tokens, .output_tokens,
+--                        .cache_read.input_tokens, .cache_creation.input_tokens,
+--                        .reasoning.output_tokens
+--   reported_iterations  otel_llm.task.iterations (model calls admitted)
+--   reported_tool_calls  otel_llm.task.tool_calls
+--   reported_unpriced_calls  otel_llm.task.unpriced_calls
+--   task_duration_s      otel_llm.task.duration_s (the task's clock); task_duration_ns is
+--                        the span's own duration
+--   task_status          otel_llm.task.outcome (done | stopped | error), else the span status
+--   stopped_by           otel_llm.task.stopped_by (the limit that stopped it)
+--   task_kind            otel_llm.task.kind (explicit | trace | process)
+--   parent_task_id       otel_llm.task.parent_id (nested tasks)
+--   budget_max_*         otel_llm.budget.max_usd, .max_tokens, .max_iterations,
+--                        .max_seconds, .max_tool_calls: the largest limit seen (grants
+--                        only raise limits), from the task span or the calls' spans
+-- They differ from the llm_calls sums when the task has nested tasks (the span counts
+-- their calls too; llm_calls rows carry the innermost task id) or calls in another
+-- process (those are not on the span). reported_* are NULL when no task span arrived
+-- (trace tasks have none).
+--
+-- Columns a view does not select take their defaults (0, '', NULL, []).
 --
 -- budget_level orders the budget states so max() keeps the worst:
 --   0 none reported, 1 ok, 2 warn, 3 exceeded, 4 killed.
@@ -35,8 +61,30 @@ CREATE TABLE IF NOT EXISTS tasks
     task_spans SimpleAggregateFunction(sum, UInt64),
     task_duration_ns SimpleAggregateFunction(max, UInt64),
     task_status SimpleAggregateFunction(max, String),
-    reported_cost_usd SimpleAggregateFunction(max, Float64),
-    budget_level SimpleAggregateFunction(max, UInt8)
+    reported_cost_usd SimpleAggregateFunction(max, Nullable(Float64)),
+    budget_level SimpleAggregateFunction(max, UInt8),
+    task_kind SimpleAggregateFunction(max, String),
+    parent_task_id SimpleAggregateFunction(max, String),
+    stopped_by SimpleAggregateFunction(max, String),
+    task_duration_s SimpleAggregateFunction(max, Nullable(Float64)),
+    reported_cost_input_usd SimpleAggregateFunction(max, Nullable(Float64)),
+    reported_cost_output_usd SimpleAggregateFunction(max, Nullable(Float64)),
+    reported_cost_cache_read_usd SimpleAggregateFunction(max, Nullable(Float64)),
+    reported_cost_cache_write_usd SimpleAggregateFunction(max, Nullable(Float64)),
+    reported_cache_savings_usd SimpleAggregateFunction(max, Nullable(Float64)),
+    reported_input_tokens SimpleAggregateFunction(max, Nullable(UInt64)),
+    reported_output_tokens SimpleAggregateFunction(max, Nullable(UInt64)),
+    reported_cache_read_input_tokens SimpleAggregateFunction(max, Nullable(UInt64)),
+    reported_cache_creation_input_tokens SimpleAggregateFunction(max, Nullable(UInt64)),
+    reported_reasoning_output_tokens SimpleAggregateFunction(max, Nullable(UInt64)),
+    reported_iterations SimpleAggregateFunction(max, Nullable(UInt64)),
+    reported_tool_calls SimpleAggregateFunction(max, Nullable(UInt64)),
+    reported_unpriced_calls SimpleAggregateFunction(max, Nullable(UInt64)),
+    budget_max_usd SimpleAggregateFunction(max, Nullable(Float64)),
+    budget_max_tokens SimpleAggregateFunction(max, Nullable(Float64)),
+    budget_max_iterations SimpleAggregateFunction(max, Nullable(Float64)),
+    budget_max_seconds SimpleAggregateFunction(max, Nullable(Float64)),
+    budget_max_tool_calls SimpleAggregateFunction(max, Nullable(Float64))
 )
 ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMM(first_seen)
@@ -63,44 +111,51 @@ AS SELECT
     sum(reasoning_output_tokens) AS reasoning_output_tokens,
     sum(cost_usd) AS cost_usd,
     sum(cache_savings_usd) AS cache_savings_usd,
-    groupUniqArray(toString(response_model)) AS models,
-    toUInt64(0) AS task_spans,
-    toUInt64(0) AS task_duration_ns,
-    '' AS task_status,
-    toFloat64(0) AS reported_cost_usd,
-    toUInt8(0) AS budget_level
+    groupUniqArray(toString(response_model)) AS models
 FROM llm_calls
 GROUP BY task_id;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS tasks_from_spans_mv
 TO tasks
-AS WITH SpanAttributes AS a
+AS WITH
+    SpanAttributes AS a,
+    startsWith(SpanName, 'invoke_agent ') AS is_task_
 SELECT
     a['otel_llm.task.id'] AS task_id,
-    coalesce(nullIf(a['otel_llm.task.name'], ''), if(startsWith(SpanName, 'invoke_agent '), substring(SpanName, 14), ''))
-        AS task_name,
+    coalesce(nullIf(a['otel_llm.task.name'], ''), if(is_task_, substring(SpanName, 14), '')) AS task_name,
     toString(ServiceName) AS service_name,
     ResourceAttributes['service.version'] AS service_version,
     Timestamp AS first_seen,
     Timestamp + toIntervalNanosecond(Duration) AS last_seen,
-    toUInt64(0) AS calls,
-    toUInt64(0) AS errors,
-    toUInt32(0) AS max_iteration,
-    toUInt64(0) AS input_tokens,
-    toUInt64(0) AS output_tokens,
-    toUInt64(0) AS cache_read_input_tokens,
-    toUInt64(0) AS cache_creation_input_tokens,
-    toUInt64(0) AS reasoning_output_tokens,
-    toFloat64(0) AS cost_usd,
-    toFloat64(0) AS cache_savings_usd,
-    CAST([], 'Array(String)') AS models,
-    toUInt64(startsWith(SpanName, 'invoke_agent ')) AS task_spans,
-    if(startsWith(SpanName, 'invoke_agent '), Duration, 0) AS task_duration_ns,
-    if(startsWith(SpanName, 'invoke_agent '), coalesce(nullIf(a['otel_llm.task.outcome'], ''), toString(StatusCode)), '')
-        AS task_status,
-    if(startsWith(SpanName, 'invoke_agent '),
-        toFloat64OrZero(coalesce(nullIf(a['otel_llm.task.cost.usd'], ''), a['otel_llm.cost.usd'])), 0) AS reported_cost_usd,
-    toUInt8(transform(a['otel_llm.budget.state'], ['ok', 'warn', 'exceeded', 'killed'], [1, 2, 3, 4], 0)) AS budget_level
+    toUInt64(is_task_) AS task_spans,
+    if(is_task_, Duration, 0) AS task_duration_ns,
+    if(is_task_, coalesce(nullIf(a['otel_llm.task.outcome'], ''), toString(StatusCode)), '') AS task_status,
+    if(is_task_, toFloat64OrNull(a['otel_llm.task.cost.usd']), NULL) AS reported_cost_usd,
+    toUInt8(transform(a['otel_llm.budget.state'], ['ok', 'warn', 'exceeded', 'killed'], [1, 2, 3, 4], 0)) AS budget_level,
+    if(is_task_, a['otel_llm.task.kind'], '') AS task_kind,
+    if(is_task_, a['otel_llm.task.parent_id'], '') AS parent_task_id,
+    if(is_task_, a['otel_llm.task.stopped_by'], '') AS stopped_by,
+    if(is_task_, toFloat64OrNull(a['otel_llm.task.duration_s']), NULL) AS task_duration_s,
+    if(is_task_, toFloat64OrNull(a['otel_llm.task.cost.input_usd']), NULL) AS reported_cost_input_usd,
+    if(is_task_, toFloat64OrNull(a['otel_llm.task.cost.output_usd']), NULL) AS reported_cost_output_usd,
+    if(is_task_, toFloat64OrNull(a['otel_llm.task.cost.cache_read_usd']), NULL) AS reported_cost_cache_read_usd,
+    if(is_task_, toFloat64OrNull(a['otel_llm.task.cost.cache_write_usd']), NULL) AS reported_cost_cache_write_usd,
+    if(is_task_, toFloat64OrNull(a['otel_llm.task.cost.cache_savings_usd']), NULL) AS reported_cache_savings_usd,
+    if(is_task_, toUInt64OrNull(a['otel_llm.task.usage.input_tokens']), NULL) AS reported_input_tokens,
+    if(is_task_, toUInt64OrNull(a['otel_llm.task.usage.output_tokens']), NULL) AS reported_output_tokens,
+    if(is_task_, toUInt64OrNull(a['otel_llm.task.usage.cache_read.input_tokens']), NULL)
+        AS reported_cache_read_input_tokens,
+    if(is_task_, toUInt64OrNull(a['otel_llm.task.usage.cache_creation.input_tokens']), NULL)
+        AS reported_cache_creation_input_tokens,
+    if(is_task_, toUInt64OrNull(a['otel_llm.task.usage.reasoning.output_tokens']), NULL)
+        AS reported_reasoning_output_tokens,
+    if(is_task_, toUInt64OrNull(a['otel_llm.task.iterations']), NULL) AS reported_iterations,
+    if(is_task_, toUInt64OrNull(a['otel_llm.task.tool_calls']), NULL) AS reported_tool_calls,
+    if(is_task_, toUInt64OrNull(a['otel_llm.task.unpriced_calls']), NULL) AS reported_unpriced_calls,
+    toFloat64OrNull(a['otel_llm.budget.max_usd']) AS budget_max_usd,
+    toFloat64OrNull(a['otel_llm.budget.max_tokens']) AS budget_max_tokens,
+    toFloat64OrNull(a['otel_llm.budget.max_iterations']) AS budget_max_iterations,
+    toFloat64OrNull(a['otel_llm.budget.max_seconds']) AS budget_max_seconds,
+    toFloat64OrNull(a['otel_llm.budget.max_tool_calls']) AS budget_max_tool_calls
 FROM otel_traces
-WHERE a['otel_llm.task.id'] != ''
-    AND (startsWith(SpanName, 'invoke_agent ') OR a['otel_llm.budget.state'] != '');
+WHERE a['otel_llm.task.id'] != '' AND (is_task_ OR a['otel_llm.budget.state'] != '');

@@ -1,10 +1,23 @@
--- Budget warnings, kills and alerts. Written by the collector's budget processor and
--- alerting (source 'collector', one row per decision or notification, event_id unique),
--- and derived from spans that carry otel_llm.budget.state warn/exceeded/killed
--- (source 'span', event_id = SpanId || ':' || state), so agent-side guards that
--- never talk to a collector still show up.
+-- Budget warnings, kills, grants and alerts. Two writers:
+--   * the collector's budget processor and alerting (source 'collector', one row per
+--     decision or notification, event_id unique), through BudgetEventWriter;
+--   * budget_events_from_spans_mv (source 'span'): the events otel-llm's guard puts on
+--     the task span "invoke_agent {name}" (otel_llm.tasks), so agent-side guards that
+--     never talk to a collector show up too. One row per span event named
+--       otel_llm.budget.warn      a limit's warn_at fraction was crossed (once per limit value)
+--       otel_llm.budget.exceeded  a limit was reached (once per limit value)
+--       otel_llm.budget.killed    the guard refused a model call
+--       otel_llm.budget.grant     on_exceed granted more budget
+--     kind = the name's last part; timestamp = the event's own time; limit_name,
+--     spent and limit_value from the event's otel_llm.budget.limit, .spent and
+--     .limit_value (a grant has no limit_value: it carries the increment as
+--     otel_llm.budget.<limit>, which is used instead); event_id = SpanId || ':' ||
+--     the event's position on the span; attributes = the event's attributes;
+--     message = the span's status message for a kill (the BudgetExceeded text).
+--     The otel_llm.budget.state attribute alone (inference spans carry the state at
+--     their start) makes no event.
 --
--- kind: warn | exceeded | killed | alert_sent | alert_failed.
+-- kind: warn | exceeded | killed | grant | alert_sent | alert_failed.
 
 CREATE TABLE IF NOT EXISTS budget_events
 (
@@ -33,23 +46,30 @@ SETTINGS index_granularity = 8192, non_replicated_deduplication_window = 1000;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS budget_events_from_spans_mv
 TO budget_events
-AS WITH SpanAttributes AS a, a['otel_llm.budget.state'] AS state_
+AS WITH
+    SpanAttributes AS a,
+    event.2 AS name_,
+    event.3 AS attrs_,
+    attrs_['otel_llm.budget.limit'] AS limit_
 SELECT
-    Timestamp + toIntervalNanosecond(Duration) AS timestamp,
-    concat(SpanId, ':', state_) AS event_id,
-    state_ AS kind,
+    event.1 AS timestamp,
+    concat(SpanId, ':', toString(event.4)) AS event_id,
+    substring(name_, 17) AS kind,
     a['otel_llm.task.id'] AS task_id,
     a['otel_llm.task.name'] AS task_name,
     ServiceName AS service_name,
-    a['otel_llm.budget.policy'] AS policy,
-    coalesce(nullIf(a['otel_llm.budget.limit'], ''), a['otel_llm.task.stopped_by']) AS limit_name,
-    toFloat64OrZero(a['otel_llm.budget.limit_value']) AS limit_value,
-    toFloat64OrZero(a['otel_llm.budget.spent']) AS spent,
+    arrayStringConcat(JSONExtract(a['otel_llm.budget.policies'], 'Array(String)'), ',') AS policy,
+    limit_ AS limit_name,
+    toFloat64OrZero(coalesce(nullIf(attrs_['otel_llm.budget.limit_value'], ''),
+        attrs_[concat('otel_llm.budget.', limit_)])) AS limit_value,
+    toFloat64OrZero(attrs_['otel_llm.budget.spent']) AS spent,
     '' AS channel,
-    StatusMessage AS message,
+    if(name_ = 'otel_llm.budget.killed', StatusMessage, '') AS message,
     TraceId AS trace_id,
     SpanId AS span_id,
     'span' AS source,
-    mapFilter((k, v) -> startsWith(k, 'otel_llm.budget.'), a) AS attributes
+    attrs_ AS attributes
 FROM otel_traces
-WHERE state_ IN ('warn', 'exceeded', 'killed');
+ARRAY JOIN arrayZip(Events.Timestamp, Events.Name, Events.Attributes, arrayEnumerate(Events.Name)) AS event
+WHERE a['otel_llm.task.id'] != ''
+    AND name_ IN ('otel_llm.budget.warn', 'otel_llm.budget.exceeded', 'otel_llm.budget.killed', 'otel_llm.budget.grant');
