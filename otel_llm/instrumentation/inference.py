@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.metrics import MeterProvider, get_meter
+from opentelemetry.metrics import MeterProvider, get_meter_provider
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 from opentelemetry.semconv.attributes import error_attributes, server_attributes
 from opentelemetry.trace import SpanKind, Status, StatusCode, TracerProvider, get_tracer
@@ -33,7 +34,7 @@ from opentelemetry.util.types import AttributeValue
 
 from otel_llm import __version__, pricing, tasks
 from otel_llm import attributes as attrs
-from otel_llm.instrumentation.instruments import Instruments
+from otel_llm.instrumentation.instruments import instruments_for
 from otel_llm.usage import Usage
 
 if TYPE_CHECKING:
@@ -96,7 +97,7 @@ class Telemetry:
         capture_content: bool | None = None,
     ) -> None:
         self.tracer = get_tracer(SCOPE, __version__, tracer_provider)
-        self.instruments = Instruments.create(get_meter(SCOPE, __version__, meter_provider))
+        self.instruments = instruments_for(meter_provider or get_meter_provider(), SCOPE, __version__)
         self.capture_content = capture_content_enabled() if capture_content is None else capture_content
 
     def start(self, request: InferenceRequest) -> InferenceCall:
@@ -119,6 +120,9 @@ class InferenceRequest:
     prefix_hash: str | None = None
     attributes: dict[str, AttributeValue] = field(default_factory=dict)
     """Further request attributes (temperature, content when captured, ...)."""
+    admit: bool = True
+    """Whether the call is a new model call for the budget guard; ``False`` for reads of
+    work already paid for (``responses.retrieve``), which are neither counted nor refused."""
 
 
 class InferenceCall:
@@ -126,7 +130,7 @@ class InferenceCall:
 
     __slots__ = (
         "_chunks",
-        "_ended",
+        "_end_once",
         "_first_chunk",
         "_last_chunk",
         "_start",
@@ -145,7 +149,7 @@ class InferenceCall:
     def __init__(self, telemetry: Telemetry, request: InferenceRequest) -> None:
         self._telemetry = telemetry
         self.request = request
-        self._ended = False
+        self._end_once = [True]
         self._ttft: float | None = None
         self._first_chunk = 0.0
         self._last_chunk = 0.0
@@ -159,7 +163,7 @@ class InferenceCall:
         self.span: trace.Span = trace.INVALID_SPAN
 
         # The guard runs first and may refuse the call; nothing else here may raise.
-        self._task_call = _enter_task(request)
+        self._task_call = _enter_task(request) if request.admit else None
         try:
             self.span = telemetry.tracer.start_span(
                 f"{request.operation} {request.model}" if request.model else request.operation,
@@ -243,9 +247,12 @@ class InferenceCall:
     def end(self, error: BaseException | None = None) -> None:
         """End the call exactly once: price it, close its span, record its metrics and
         account it to its task. Later calls do nothing."""
-        if self._ended:
+        try:
+            # list.pop is atomic: of two threads (or a close racing the stream's
+            # finalizer) exactly one gets past here.
+            self._end_once.pop()
+        except IndexError:
             return
-        self._ended = True
         duration = time.perf_counter() - self._start
         try:
             self._finish_span(error)
@@ -291,7 +298,7 @@ class InferenceCall:
                 out[attrs.PRICE_SOURCE] = pricing.PRICE_SOURCE_UNKNOWN
         if error is not None:
             out[error_attributes.ERROR_TYPE] = _error_type(error)
-            span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"[:500]))
+            span.set_status(Status(StatusCode.ERROR, status_message(error)))
         span.set_attributes(out)
 
     def _record_metrics(self, duration: float, error: BaseException | None) -> None:
@@ -343,6 +350,15 @@ def _enter_task(request: InferenceRequest) -> tasks.TaskCall | None:
     except Exception as exc:
         log_failure_once("checking the task budget", exc)
         return None
+
+
+_SECRET_LIKE = re.compile(r"\b(?:sk|pk|rk|key|api[_-]?key|bearer)[-_ :=]*[A-Za-z0-9*_\-.]{6,}", re.IGNORECASE)
+
+
+def status_message(error: BaseException) -> str:
+    """The span status description of a failed call: the error's type and message, with
+    anything shaped like a key (providers echo masked keys in 401 messages) removed."""
+    return _SECRET_LIKE.sub("[redacted]", f"{type(error).__name__}: {error}")[:500]
 
 
 def _error_type(error: BaseException) -> str:

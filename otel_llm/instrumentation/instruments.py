@@ -8,11 +8,12 @@ set them, so the histograms are created here with the advisory boundaries).
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from opentelemetry.metrics import CallbackOptions, Histogram, Meter, Observation
+from opentelemetry.metrics import CallbackOptions, Histogram, Meter, MeterProvider, Observation, get_meter
 from opentelemetry.semconv._incubating.metrics import gen_ai_metrics
 from opentelemetry.util.types import AttributeValue
 
@@ -90,3 +91,22 @@ class Instruments:
             ),
             cost=cost,
         )
+
+
+_by_provider: weakref.WeakKeyDictionary[MeterProvider, Instruments] = weakref.WeakKeyDictionary()
+_by_provider_lock = threading.Lock()
+
+
+def instruments_for(meter_provider: MeterProvider, scope: str, version: str) -> Instruments:
+    """The one set of instruments of ``meter_provider``, shared by every instrumentor.
+
+    The SDK keeps the first instrument registered under a name and drops the callbacks
+    of a second registration, so two instrumentors (or one instrumented twice) creating
+    their own observable cost counter would lose every cost but the first's.
+    """
+    with _by_provider_lock:
+        found = _by_provider.get(meter_provider)
+        if found is None:
+            found = Instruments.create(get_meter(scope, version, meter_provider))
+            _by_provider[meter_provider] = found
+        return found

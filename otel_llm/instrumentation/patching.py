@@ -40,6 +40,9 @@ class ProviderInstrumentor(BaseInstrumentor):
         return self._dependencies
 
     def _instrument(self, **kwargs: Any) -> None:
+        # First, because it may refuse (a bad budget policy): then nothing is wrapped
+        # and a corrected retry does not wrap twice.
+        tasks.instrumentation_started(tracer_provider=kwargs.get("tracer_provider"))
         telemetry = Telemetry(
             tracer_provider=kwargs.get("tracer_provider"),
             meter_provider=kwargs.get("meter_provider"),
@@ -51,7 +54,6 @@ class ProviderInstrumentor(BaseInstrumentor):
             except (ImportError, AttributeError) as exc:
                 # An SDK version without this surface: instrument the rest.
                 logger.debug("otel-llm: %s.%s not wrapped: %s", patch.module, patch.target, exc)
-        tasks.instrumentation_started(tracer_provider=kwargs.get("tracer_provider"))
 
     def _uninstrument(self, **kwargs: Any) -> None:
         for patch in self._patches:

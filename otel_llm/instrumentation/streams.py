@@ -58,9 +58,9 @@ class _StreamProxy(wrapt.ObjectProxy):
             log_failure_once("reading a stream chunk", exc)
 
     def _self_end(self, error: BaseException | None = None) -> None:
-        # finalize() runs its callback at most once, whoever calls it first.
-        if self._self_done.alive:
-            self._self_done.detach()
+        # detach() hands the callback to exactly one caller: this thread, another
+        # closer, or the finalizer, whichever comes first.
+        if self._self_done.detach() is not None:
             _end(self._self_call, self._self_accumulator, error)
 
 

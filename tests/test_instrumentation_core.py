@@ -1,0 +1,142 @@
+"""The shared instrumentation core: what holds for every provider at once."""
+
+from __future__ import annotations
+
+import threading
+
+import anthropic
+import openai
+import pytest
+from opentelemetry.trace import StatusCode
+
+from otel_llm import attributes as attrs
+from otel_llm import tasks
+from otel_llm.instrumentation.anthropic import AnthropicInstrumentor
+from otel_llm.instrumentation.inference import InferenceRequest, Telemetry
+from otel_llm.instrumentation.openai import OpenAIInstrumentor
+from otel_llm.policy import PolicyError
+from otel_llm.sim import Reply
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+@pytest.fixture
+def clean_tasks(pipeline):
+    tasks._reset_for_tests()
+    tasks.configure(environ={}, tracer_provider=pipeline.tracer_provider)
+    yield
+    tasks._reset_for_tests()
+
+
+def _on(instrumentor, pipeline):
+    instrumentor.instrument(tracer_provider=pipeline.tracer_provider, meter_provider=pipeline.meter_provider)
+    return instrumentor
+
+
+def _instrument_both(pipeline) -> list:
+    return [_on(OpenAIInstrumentor(), pipeline), _on(AnthropicInstrumentor(), pipeline)]
+
+
+def _one_call_each(sim) -> None:
+    with openai.OpenAI(base_url=sim.openai_base_url, api_key="sk-test", max_retries=0) as client:
+        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    with anthropic.Anthropic(base_url=sim.url, api_key="sk-ant-test", max_retries=0) as client:
+        client.messages.create(
+            model="claude-sonnet-4-5", max_tokens=32, messages=[{"role": "user", "content": "hi"}]
+        )
+
+
+def _costs(pipeline) -> dict[str, float]:
+    points = pipeline.metrics()["otel_llm.client.cost"]
+    return {p.attributes["gen_ai.provider.name"]: p.value for p in points}
+
+
+def _span_costs(pipeline) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for span in pipeline.spans():
+        if attrs.COST_USD in span.attributes and span.name.startswith("chat "):
+            provider = span.attributes["gen_ai.provider.name"]
+            out[provider] = out.get(provider, 0.0) + span.attributes[attrs.COST_USD]
+    return out
+
+
+def test_cost_counter_reports_every_provider_on_one_meter_provider(pipeline, sim, clean_tasks):
+    instrumentors = _instrument_both(pipeline)
+    try:
+        _one_call_each(sim)
+        span_costs = _span_costs(pipeline)
+        assert set(span_costs) == {"openai", "anthropic"}
+        assert _costs(pipeline) == pytest.approx(span_costs, abs=1e-15)
+        # Instrumented again, the same counter goes on adding.
+        for instrumentor in instrumentors:
+            instrumentor.uninstrument()
+        instrumentors = _instrument_both(pipeline)
+        _one_call_each(sim)
+        assert _costs(pipeline) == pytest.approx(_span_costs(pipeline), abs=1e-15)
+        assert _costs(pipeline)["openai"] == pytest.approx(2 * span_costs["openai"], abs=1e-15)
+    finally:
+        for instrumentor in instrumentors:
+            instrumentor.uninstrument()
+
+
+def test_a_refused_instrument_wraps_nothing_and_a_corrected_retry_wraps_once(pipeline, sim, monkeypatch):
+    tasks._reset_for_tests()
+    original = vars(openai.resources.chat.completions.Completions)["create"]
+    monkeypatch.setenv("OTEL_LLM_MAX_USD", "lots")
+    instrumentor = OpenAIInstrumentor()
+    try:
+        with pytest.raises(PolicyError, match="OTEL_LLM_MAX_USD"):
+            instrumentor.instrument(tracer_provider=pipeline.tracer_provider)
+        assert vars(openai.resources.chat.completions.Completions)["create"] is original
+        monkeypatch.delenv("OTEL_LLM_MAX_USD")
+        instrumentor.instrument(
+            tracer_provider=pipeline.tracer_provider, meter_provider=pipeline.meter_provider
+        )
+        with openai.OpenAI(base_url=sim.openai_base_url, api_key="sk-test", max_retries=0) as client:
+            client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+        assert [s.name for s in pipeline.spans() if s.name.startswith("chat ")] == ["chat gpt-4o"]
+    finally:
+        instrumentor.uninstrument()
+        tasks._reset_for_tests()
+    assert vars(openai.resources.chat.completions.Completions)["create"] is original
+
+
+def test_a_call_ends_once_when_many_threads_end_it(pipeline, clean_tasks):
+    telemetry = Telemetry(pipeline.tracer_provider, pipeline.meter_provider)
+    for _ in range(20):
+        call = telemetry.start(InferenceRequest("openai", "chat", "gpt-4o"))
+        barrier = threading.Barrier(8)
+
+        def end(call=call, barrier=barrier) -> None:
+            barrier.wait()
+            call.end()
+
+        threads = [threading.Thread(target=end) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert len([s for s in pipeline.spans() if s.name == "chat gpt-4o"]) == 20
+    (duration,) = pipeline.metrics()["gen_ai.client.operation.duration"]
+    assert duration.count == 20
+
+
+def test_error_status_never_carries_a_key_the_provider_echoed(pipeline, sim, clean_tasks):
+    instrumentor = _on(OpenAIInstrumentor(), pipeline)
+    echoed = "Incorrect API key provided: sk-proj-AbCd****************************wXyZ."
+    sim.enqueue(Reply.error(401, message=echoed, error_type="invalid_request_error"))
+    try:
+        with (
+            openai.OpenAI(base_url=sim.openai_base_url, api_key="sk-test", max_retries=0) as client,
+            pytest.raises(openai.AuthenticationError),
+        ):
+            client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    finally:
+        instrumentor.uninstrument()
+    (span,) = [s for s in pipeline.spans() if s.name == "chat gpt-4o"]
+    assert span.status.status_code == StatusCode.ERROR
+    assert span.attributes["error.type"] == "AuthenticationError"
+    assert "AbCd" not in span.status.description
+    assert "wXyZ" not in span.status.description
+    assert span.status.description.startswith("AuthenticationError: Error code: 401")
+    assert "[redacted]" in span.status.description
