@@ -580,6 +580,50 @@ async def test_async_with_streaming_response(otel, sim, aclient):
     _assert_simple_chat(streamed, chunks[0].id, stream=True)
 
 
+def test_with_streaming_response_read_as_lines_or_bytes_ends_when_the_block_exits(otel, sim, client):
+    sim.enqueue(Reply.text(ANSWER), Reply.text(ANSWER), Reply.text(ANSWER))
+    kwargs = {"model": "gpt-4o", "messages": MESSAGES}
+    with client.chat.completions.with_streaming_response.create(**kwargs, stream=True) as by_lines:
+        lines = list(by_lines.iter_lines())
+        assert _chat_spans(otel) == []
+    assert any(line.startswith("data: ") for line in lines)
+    assert len(_chat_spans(otel)) == 1  # at the exit, with the response still referenced
+    with client.chat.completions.with_streaming_response.create(**kwargs, stream=True) as by_bytes:
+        body = b"".join(by_bytes.iter_bytes())
+    assert body.rstrip().endswith(b"data: [DONE]")
+    assert len(_chat_spans(otel)) == 2
+    with client.chat.completions.with_streaming_response.create(**kwargs) as plain:
+        decoded = json.loads(plain.read())
+    assert decoded["usage"]["prompt_tokens"] == 7
+    assert len(_chat_spans(otel)) == 3
+    for response in (by_lines, by_bytes, plain):
+        response.close()
+    lines_span, bytes_span, plain_span = _chat_spans(otel)
+    for span in (lines_span, bytes_span):
+        assert span.name == "chat gpt-4o"
+        assert span.status.status_code is StatusCode.UNSET
+        assert span.attributes[gen_ai.GEN_AI_REQUEST_STREAM] is True
+        assert gen_ai.GEN_AI_USAGE_INPUT_TOKENS not in span.attributes  # the bytes were not parsed
+    assert plain_span.attributes[gen_ai.GEN_AI_REQUEST_STREAM] is False
+
+
+async def test_async_with_streaming_response_read_as_lines_ends_when_the_block_exits(otel, sim, aclient):
+    sim.enqueue(Reply.text(ANSWER), Reply.text(ANSWER))
+    kwargs = {"model": "gpt-4o", "messages": MESSAGES}
+    async with aclient.chat.completions.with_streaming_response.create(**kwargs, stream=True) as by_lines:
+        lines = [line async for line in by_lines.iter_lines()]
+        assert _chat_spans(otel) == []
+    assert any(line.startswith("data: ") for line in lines)
+    assert len(_chat_spans(otel)) == 1
+    async with aclient.chat.completions.with_streaming_response.create(**kwargs) as plain:
+        await plain.read()
+    streamed, unparsed = _chat_spans(otel)
+    assert streamed.attributes[gen_ai.GEN_AI_REQUEST_STREAM] is True
+    assert streamed.status.status_code is StatusCode.UNSET
+    assert unparsed.attributes[gen_ai.GEN_AI_REQUEST_STREAM] is False
+    assert (by_lines.http_response.is_closed, plain.http_response.is_closed) == (True, True)
+
+
 # -- responses ------------------------------------------------------------------------------
 
 INSTRUCTIONS = "Answer in one word."  # 19 chars: 5 tokens

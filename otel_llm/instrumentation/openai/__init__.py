@@ -28,7 +28,10 @@ included), ``gen_ai.usage.cache_read.input_tokens`` is ``cached_tokens``.
 
 Streams end their span exactly once: when consumed, on an error while reading, on
 ``close()`` or leaving a ``with`` block (an exception leaving the block is the span's
-error), or, for a stream abandoned after ``break``, when it is garbage collected.
+error), or, for a stream abandoned after ``break``, when it is garbage collected. A
+``with_streaming_response`` read as bytes or lines (``iter_lines()``, ``iter_bytes()``,
+``read()``) rather than through ``parse()`` ends its span, without usage, when the
+response is closed or its ``with`` block is left.
 
 Usage on chat streams (``OTEL_LLM_OPENAI_STREAM_USAGE``)
 ---------------------------------------------------------
@@ -77,6 +80,7 @@ _RESPONSES = "openai.resources.responses.responses"
 _EMBEDDINGS = "openai.resources.embeddings"
 _CHAT_HELPERS = "openai.lib.streaming.chat._completions"
 _RESPONSE_HELPERS = "openai.lib.streaming.responses._responses"
+_API_RESPONSE = "openai._response"
 
 
 _PATCH_MODULE = "otel_llm.instrumentation.openai.patch"
@@ -113,6 +117,8 @@ class OpenAIInstrumentor(ProviderInstrumentor):
         Patch(_RESPONSES, "AsyncResponses.retrieve", _lazy("async_responses_retrieve")),
         Patch(_EMBEDDINGS, "Embeddings.create", _lazy("embeddings_create")),
         Patch(_EMBEDDINGS, "AsyncEmbeddings.create", _lazy("async_embeddings_create")),
+        Patch(_API_RESPONSE, "APIResponse.close", _lazy("response_close")),
+        Patch(_API_RESPONSE, "AsyncAPIResponse.close", _lazy("response_close")),
         Patch(_CHAT_HELPERS, "ChatCompletionStream.close", _lazy("helper_close")),
         Patch(_CHAT_HELPERS, "AsyncChatCompletionStream.close", _lazy("helper_close")),
         _manager_exit(_CHAT_HELPERS, "ChatCompletionStreamManager", "__exit__"),

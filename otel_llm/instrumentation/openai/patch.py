@@ -21,7 +21,9 @@ Where each surface funnels (openai 3.x):
   user's ``parse()`` returns that same object); an SSE stream's ``parse()`` only builds
   the ``Stream`` object, which is swapped for our proxy in the SDK's parse cache; a
   non-stream ``with_streaming_response`` is read only when the user parses it, through
-  the request's ``post_parser`` hook (ending at garbage collection if never parsed).
+  the request's ``post_parser`` hook. A ``with_streaming_response`` body read as bytes
+  or lines instead ends its span (without usage) when the response is closed, which
+  the SDK's context manager does on exit: ``APIResponse.close`` is wrapped for that.
 """
 
 from __future__ import annotations
@@ -342,6 +344,12 @@ def _swap_parsed(response: Any, parsed: Any, proxy: Any) -> None:
             cache[key] = proxy
 
 
+# ``with_streaming_response`` results whose call is still open -> what ends it. Their
+# ``close()`` (which the SDK's context manager calls on exit) ends the call, so a body read
+# as bytes or lines, never parsed, does not leave the span open until garbage collection.
+_unfinished: weakref.WeakKeyDictionary[Any, Callable[[], Any]] = weakref.WeakKeyDictionary()
+
+
 def _chain_post_parser(response: Any, call: InferenceCall, record: Record) -> None:
     """End ``call`` when the user parses a not-yet-read ``with_streaming_response``."""
     options = response._options
@@ -364,7 +372,7 @@ def _chain_post_parser(response: Any, call: InferenceCall, record: Record) -> No
         return parsed
 
     options.post_parser = post_parser
-    weakref.finalize(response, call.end)
+    _unfinished[response] = weakref.finalize(response, call.end)
 
 
 def _legacy(
@@ -397,7 +405,9 @@ def _finish_sync(
         elif isinstance(result, APIResponse):
             if result._is_sse_stream:
                 parsed = result.parse()
-                _swap_parsed(result, parsed, _proxy(call, parsed, accumulator(), hide))
+                proxy = _proxy(call, parsed, accumulator(), hide)
+                _swap_parsed(result, parsed, proxy)
+                _unfinished[result] = proxy._self_end
             else:
                 _chain_post_parser(result, call, record)
             return result
@@ -421,7 +431,9 @@ async def _finish_async(
         elif isinstance(result, AsyncAPIResponse):
             if result._is_sse_stream:
                 parsed = await result.parse()
-                _swap_parsed(result, parsed, _proxy(call, parsed, accumulator(), hide))
+                proxy = _proxy(call, parsed, accumulator(), hide)
+                _swap_parsed(result, parsed, proxy)
+                _unfinished[result] = proxy._self_end
             else:
                 _chain_post_parser(result, call, record)
             return result
@@ -546,6 +558,23 @@ def helper_close(telemetry: Telemetry) -> Wrapper:
             _end_helper(instance)
         except Exception as exc:
             log_failure_once("ending a stream helper's span", exc)
+        return wrapped(*args, **kwargs)
+
+    return traced_method
+
+
+def response_close(telemetry: Telemetry) -> Wrapper:
+    """``APIResponse.close`` / ``AsyncAPIResponse.close``: the SDK's
+    ``with_streaming_response`` context manager calls it on exit. A call whose body was
+    read as bytes or lines (never parsed) ends here, with what its span knows."""
+
+    def traced_method(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        try:
+            end = _unfinished.pop(instance, None)
+            if end is not None:
+                end()
+        except Exception as exc:
+            log_failure_once("ending a streaming response's span", exc)
         return wrapped(*args, **kwargs)
 
     return traced_method
