@@ -722,6 +722,38 @@ def test_responses_retrieve_does_not_count_a_response_twice(otel, sim, client, m
     assert first_here.attributes[attrs.COST_USD] == RESP_COST
 
 
+def test_responses_retrieve_is_not_a_new_model_call_for_the_budget_guard(otel, sim, client):
+    sim.enqueue(Reply.text(ANSWER), Reply.text(ANSWER))
+    with tasks.task("poller", max_iterations=1) as t:
+        response = client.responses.create(model="gpt-4o", input=QUESTION, instructions=INSTRUCTIONS)
+        # The one admitted call is spent; reading its result again is neither refused nor counted.
+        assert client.responses.retrieve(response.id).id == response.id
+        assert client.responses.with_raw_response.retrieve(response.id).parse().id == response.id
+        assert t.iterations == 1
+        with pytest.raises(tasks.BudgetExceeded):
+            client.responses.create(model="gpt-4o", input=QUESTION, instructions=INSTRUCTIONS)
+    created, retrieved, raw = _chat_spans(otel)
+    assert created.attributes[attrs.TASK_ITERATION] == 1
+    for span in (retrieved, raw):
+        assert span.name == "chat"
+        assert span.attributes[gen_ai.GEN_AI_RESPONSE_ID] == response.id
+        assert attrs.TASK_ITERATION not in span.attributes
+        assert span.parent.span_id == created.parent.span_id  # the task span
+    assert sim.request_count == 3
+
+
+async def test_async_responses_retrieve_is_not_a_new_model_call_for_the_budget_guard(otel, sim, aclient):
+    sim.enqueue(Reply.text(ANSWER))
+    async with tasks.task("poller", max_iterations=1) as t:
+        response = await aclient.responses.create(model="gpt-4o", input=QUESTION, instructions=INSTRUCTIONS)
+        assert (await aclient.responses.retrieve(response.id)).id == response.id
+        assert t.iterations == 1
+    created, retrieved = _chat_spans(otel)
+    assert created.attributes[attrs.TASK_ITERATION] == 1
+    assert retrieved.attributes[gen_ai.GEN_AI_RESPONSE_ID] == response.id
+    assert attrs.TASK_ITERATION not in retrieved.attributes
+
+
 def test_responses_with_raw_response(otel, sim, client):
     sim.enqueue(Reply.text(ANSWER))
     raw = client.responses.with_raw_response.create(model="gpt-4o", input=QUESTION, instructions=INSTRUCTIONS)

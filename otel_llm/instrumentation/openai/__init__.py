@@ -53,7 +53,10 @@ Responses read again
 ``responses.retrieve`` (and a resumed ``responses.stream(response_id=...)``) is a span
 ``chat`` with the response's model. Its tokens and cost are recorded only the first time
 this process sees that response finished, so polling a background response, or
-retrieving one created here, does not count it twice.
+retrieving one created here, does not count it twice. A read is not a new model call:
+the budget guard neither refuses it nor counts it as a task iteration, so a task at its
+limit can still fetch what it paid for. Limit: usage a read sees first (a background
+response finishing) is on the read's span but not added to the running task's totals.
 
 Content
 -------

@@ -143,6 +143,7 @@ def _request(
     chars: int,
     prefix: str | None,
     attributes: dict[str, Any],
+    admit: bool = True,
 ) -> InferenceRequest:
     client = instance._client
     host, port = _server(client)
@@ -157,6 +158,7 @@ def _request(
         input_estimate=chars // 4,
         prefix_hash=prefix,
         attributes=attributes,
+        admit=admit,
     )
 
 
@@ -222,6 +224,8 @@ def _responses_request(telemetry: Telemetry, instance: Any, kwargs: dict[str, An
 
 
 def _retrieve_request(telemetry: Telemetry, instance: Any, kwargs: dict[str, Any]) -> InferenceRequest:
+    # Reading a response again (polling a background one, resuming its stream) is not a
+    # new model call: the budget guard neither counts nor refuses it.
     return _request(
         telemetry,
         instance,
@@ -232,6 +236,7 @@ def _retrieve_request(telemetry: Telemetry, instance: Any, kwargs: dict[str, Any
         chars=0,
         prefix=None,
         attributes={},
+        admit=False,
     )
 
 
