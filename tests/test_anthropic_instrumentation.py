@@ -342,6 +342,54 @@ def test_stream_helper_left_early_ends_on_exit(instrumented, client, sim, pipeli
     assert_usage(the_call(pipeline), uncached=1, output=1)
 
 
+def test_stream_helper_records_an_exception_leaving_the_block(instrumented, client, sim, pipeline):
+    sim.enqueue(Reply.text("Hello there, a longer reply"), Reply.text("Hello there"))
+
+    def fail_inside_the_block():
+        with client.messages.stream(model=MODEL, max_tokens=64, messages=HI) as stream:
+            next(iter(stream))
+            raise ValueError("user code")
+
+    with pytest.raises(ValueError, match="user code"):
+        fail_inside_the_block()
+    with pytest.raises(KeyError), client.beta.messages.stream(model=MODEL, max_tokens=64, messages=HI):
+        raise KeyError("beta")
+
+    plain, beta = [s for s in pipeline.spans() if s.name == SPAN]
+    assert plain.status.status_code is StatusCode.ERROR
+    assert plain.attributes[error_attributes.ERROR_TYPE] == "ValueError"
+    assert_usage(plain, uncached=1, output=1)  # what message_start said before the block failed
+    assert beta.status.status_code is StatusCode.ERROR
+    assert beta.attributes[error_attributes.ERROR_TYPE] == "KeyError"
+
+
+async def test_async_stream_helper_records_an_exception_leaving_the_block(
+    instrumented, aclient, sim, pipeline
+):
+    sim.enqueue(Reply.text("Hello there"), Reply.text("Hello there"), Reply.text("Hello there"))
+
+    async def fail_inside_the_block():
+        async with aclient.messages.stream(model=MODEL, max_tokens=64, messages=HI) as stream:
+            await stream.__anext__()
+            raise ValueError("user code")
+
+    with pytest.raises(ValueError, match="user code"):
+        await fail_inside_the_block()
+    with pytest.raises(KeyError):
+        async with aclient.beta.messages.stream(model=MODEL, max_tokens=64, messages=HI):
+            raise KeyError("beta")
+    async with aclient.messages.stream(model=MODEL, max_tokens=64, messages=HI) as stream:
+        await stream.until_done()
+
+    plain, beta, clean = [s for s in pipeline.spans() if s.name == SPAN]
+    assert plain.attributes[error_attributes.ERROR_TYPE] == "ValueError"
+    assert plain.status.status_code is StatusCode.ERROR
+    assert beta.attributes[error_attributes.ERROR_TYPE] == "KeyError"
+    assert clean.status.status_code is StatusCode.UNSET
+    assert error_attributes.ERROR_TYPE not in clean.attributes
+    assert_usage(clean, uncached=1, output=3)
+
+
 def test_stream_helper_sends_nothing_until_entered(instrumented, client, sim, pipeline):
     manager = client.messages.stream(model=MODEL, max_tokens=64, messages=HI)
     assert (sim.request_count, pipeline.spans()) == (0, [])
@@ -671,6 +719,7 @@ def test_without_instrumentation_the_sdk_span_carries_usage(client, sim, pipelin
 
 def test_uninstrument_undoes_every_wrap(pipeline, client, sim):
     from anthropic import _base_client
+    from anthropic.lib.streaming import _beta_messages, _messages
     from anthropic.resources.beta.messages import messages as beta_messages
     from anthropic.resources.messages import messages
 
@@ -679,7 +728,13 @@ def test_uninstrument_undoes_every_wrap(pipeline, client, sim):
         for module in (messages, beta_messages)
         for owner in (module.Messages, module.AsyncMessages)
         for name in ("create", "parse", "stream")
-    ] + [(_base_client, "start_api_call_span")]
+    ] + [
+        (_messages.MessageStreamManager, "__exit__"),
+        (_messages.AsyncMessageStreamManager, "__aexit__"),
+        (_beta_messages.BetaMessageStreamManager, "__exit__"),
+        (_beta_messages.BetaAsyncMessageStreamManager, "__aexit__"),
+        (_base_client, "start_api_call_span"),
+    ]
     originals = [vars(owner)[name] for owner, name in targets]
     instrumentor = AnthropicInstrumentor()
     instrumentor.instrument(tracer_provider=pipeline.tracer_provider, meter_provider=pipeline.meter_provider)

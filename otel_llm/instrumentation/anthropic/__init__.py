@@ -25,7 +25,8 @@ runners, which call ``beta.messages.create``), and ``with_raw_response`` /
 ``aws.bedrock`` / ``gcp.vertex_ai`` for the Bedrock and Vertex clients.
 
 A stream's span ends exactly once: when it is read to the end, fails (status ERROR and
-``error.type``), is closed, its ``with`` block is left, or it is dropped unfinished (then
+``error.type``), is closed, its ``with`` block is left (an exception leaving the block,
+``messages.stream()`` included, is the span's error), or it is dropped unfinished (then
 with the usage that had arrived).
 
 Message content (``gen_ai.system_instructions``, ``gen_ai.input.messages``,
@@ -67,6 +68,8 @@ __all__ = ["AnthropicInstrumentor"]
 
 _MESSAGES = "anthropic.resources.messages.messages"
 _BETA_MESSAGES = "anthropic.resources.beta.messages.messages"
+_STREAMING = "anthropic.lib.streaming._messages"
+_BETA_STREAMING = "anthropic.lib.streaming._beta_messages"
 
 
 def _activating(factory: Callable[[Telemetry], Wrapper]) -> Callable[[Telemetry], Wrapper]:
@@ -88,6 +91,13 @@ def _patches() -> tuple[Patch, ...]:
             Patch(module, "AsyncMessages.parse", _activating(patch.traced_async_create(stream_kwarg=False))),
             Patch(module, "AsyncMessages.stream", _activating(patch.traced_stream)),
         ]
+    for module, prefix in ((_STREAMING, ""), (_BETA_STREAMING, "Beta")):
+        for cls, method in (
+            (f"{prefix}MessageStreamManager", "__exit__"),
+            (f"{prefix}AsyncMessageStreamManager", "__aexit__"),
+        ):
+            make = patch.manager_exit(f"_{cls}__stream")
+            out.append(Patch(module, f"{cls}.{method}", _activating(make)))
     out.append(Patch("anthropic._base_client", "start_api_call_span", _activating(patch.sdk_span)))
     return tuple(out)
 

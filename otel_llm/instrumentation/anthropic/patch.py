@@ -4,7 +4,9 @@ Where each call surface funnels (anthropic 2.x): ``messages.create``, ``messages
 ``messages.stream`` (and their ``beta.messages`` twins) each post ``/v1/messages`` through
 the client's ``_post`` themselves; none calls another, so each is wrapped once and no call
 gets two spans. ``stream()`` sends nothing: it returns a manager whose ``__enter__`` /
-``__aenter__`` sends the request, so the call starts there. ``with_raw_response`` and
+``__aenter__`` sends the request, so the call starts there; its ``__exit__`` /
+``__aexit__`` closes the stream without the exception, so it is wrapped to hand an
+exception leaving the block to the span. ``with_raw_response`` and
 ``with_streaming_response`` call the (wrapped) ``create`` / ``parse`` with a header that
 makes them return an ``APIResponse``; beta message threads and tool runners call
 ``beta.messages.create``.
@@ -596,6 +598,29 @@ async def _send_async_stream(telemetry: Telemetry, request: InferenceRequest, ap
     finally:
         _OWNED.reset(token)
     return _take_result(call, raw, telemetry.capture_content, True)
+
+
+def manager_exit(stream_attribute: str) -> Callable[[Telemetry], Wrapper]:
+    """Factory of the wrapper of a stream manager's ``__exit__`` / ``__aexit__``. The SDK
+    closes the stream on exit without the exception, so an exception leaving the ``with``
+    block is handed to the span here first (status ERROR, ``error.type``), as the stream
+    proxies do for ``with`` on a ``create(stream=True)`` stream."""
+
+    def make(telemetry: Telemetry) -> Wrapper:
+        def traced_method(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            try:
+                error = args[1] if len(args) > 1 else kwargs.get("exc")
+                if isinstance(error, BaseException):
+                    raw = getattr(getattr(instance, stream_attribute, None), "_raw_stream", None)
+                    if isinstance(raw, SyncStream | AsyncStream):
+                        raw._self_end(error)
+            except Exception as exc:
+                log_failure_once("ending a message stream manager's span", exc)
+            return wrapped(*args, **kwargs)
+
+        return traced_method
+
+    return make
 
 
 def sdk_span(telemetry: Telemetry) -> Wrapper:
