@@ -23,9 +23,10 @@ Which task a model call belongs to, in this order:
    (``TRACEPARENT``/``BAGGAGE`` variables, read once by :func:`enable_auto_tasks`, or by
    hand with :func:`context_from_env`). The limits travel along (as they were when the
    task started, for HTTP propagation; with the spend so far, for :func:`subprocess_env`),
-   so the joined process enforces what is left. Each process enforces on its own from
-   then on: spend in one is not seen by the guard of the other (the collector, which
-   sees all spans, can kill the task everywhere). The joined process has no task span of
+   so the joined process enforces what is left, within its own policy (see "Baggage is
+   untrusted" below). Each process enforces on its own from then on: spend in one is
+   not seen by the guard of the other (the collector, which sees all spans, can kill
+   the task everywhere). The joined process has no task span of
    its own (one task span per task, in the process that opened it); its inference spans
    carry the task id and the trace. A subprocess given only ``TRACEPARENT`` (a trace that
    is its own automatic task) joins that trace's task;
@@ -48,6 +49,24 @@ Which task a model call belongs to, in this order:
    :class:`~otel_llm.policy.PolicyError` - and under ``opentelemetry-instrument``, which
    swallows instrumentor errors, print the message and exit with status 2 rather than
    run with no budget.
+
+Baggage is untrusted. Any HTTP server instrumentation extracts it from whatever client
+sent the request, so it may only make the guard stricter. A joined task gets the local
+settings (policy file and environment) that match both the carried task name and the
+name the call would have without baggage (the active span's, else the process task's),
+so a made-up name cannot dodge a policy matched on the name. The carried limits are then
+combined with those, keeping the stricter value of each limit. ``warn_at`` takes the
+earlier of the two, and ``on_exceed`` is ``kill`` if either side says so: baggage can
+turn ``alert`` into ``kill``, never the reverse (a subprocess of an ``alert`` task sets
+``OTEL_LLM_ON_EXCEED=alert`` to keep alerting). The carried spend so far (cost, tokens,
+calls, tool calls, elapsed time) is honoured, because it can only bring a refusal
+sooner. What a client can do with a made-up task id is what it can already do with a
+made-up ``traceparent``: start a fresh task under the local limits. A bad entry (not a
+number, not finite, negative, a limit of 0, a ``warn_at`` above 1, an unknown
+``on_exceed``, longer than 64 characters) is ignored and logged once per key. Task ids
+and names longer than 256 characters are cut. No baggage value makes :func:`task`,
+:func:`current_task`, :func:`enter_call` or :meth:`TaskCall.exit_call` raise, and none
+lets a model call go unguarded.
 
 Task span attributes, set at start: ``gen_ai.operation.name`` = ``invoke_agent``,
 ``gen_ai.agent.name``, ``otel_llm.task.id``, ``otel_llm.task.name``,
@@ -115,6 +134,7 @@ import collections
 import functools
 import inspect
 import logging
+import math
 import os
 import sys
 import threading
@@ -513,17 +533,33 @@ class Task:
     async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         self.__exit__(exc_type, exc, tb)
 
-    def _resolve_settings(self, config: BudgetConfig, inherited: Limits | None = None) -> None:
-        resolved = config.resolve(self.name, self.attributes, _resource_attributes())
-        base = resolved.limits if inherited is None else inherited.over(resolved.limits)
-        self.limits = self._explicit.over(base)
-        self.warn_at = self._warn_at_arg if self._warn_at_arg is not None else resolved.warn_at
-        self._policies = resolved.policies
+    def _resolve_settings(self, config: BudgetConfig, carried: _Carried | None = None) -> None:
+        resource = _resource_attributes()
+        resolved = config.resolve(self.name, self.attributes, resource)
+        limits, warn_at, mode = resolved.limits, resolved.warn_at, resolved.on_exceed
+        policies = resolved.policies
+        if carried is not None:
+            # Baggage only tightens (module docstring): strictest value per limit, the
+            # earliest warning, kill over alert.
+            if carried.local_name is not None and carried.local_name != self.name:
+                local = config.resolve(carried.local_name, self.attributes, resource)
+                limits = limits.strictest(local.limits)
+                warn_at = min(warn_at, local.warn_at)
+                mode = "kill" if "kill" in (mode, local.on_exceed) else "alert"
+                policies += tuple(p for p in local.policies if p not in policies)
+            limits = limits.strictest(carried.limits)
+            if carried.warn_at is not None:
+                warn_at = min(warn_at, carried.warn_at)
+            if carried.on_exceed == "kill":
+                mode = "kill"
+        self.limits = self._explicit.over(limits)
+        self.warn_at = self._warn_at_arg if self._warn_at_arg is not None else warn_at
+        self._policies = policies
         arg = self._on_exceed_arg
         if callable(arg):
             self._hook, self._mode = arg, "kill"
         else:
-            self._mode = arg or resolved.on_exceed
+            self._mode = arg or mode
 
     def _start(
         self,
@@ -531,10 +567,10 @@ class Task:
         parent: Task | None,
         parent_context: otel_context.Context | None,
         with_span: bool = True,
-        inherited: Limits | None = None,
+        carried: _Carried | None = None,
     ) -> None:
         self.parent = parent
-        self._resolve_settings(_config(), inherited)
+        self._resolve_settings(_config(), carried)
         if self.started_at is None:
             self.started_at = self._clock()
         ctx = parent_context if parent_context is not None else otel_context.Context()
@@ -1301,13 +1337,21 @@ def _task_in(ctx: otel_context.Context, *, create: bool) -> Task | None:
     found = ctx.get(_TASK_KEY)
     if found is not None:
         return found
-    task_id = baggage.get_baggage(attrs.BAGGAGE_TASK_ID, ctx)
+    task_id = _carried_text(baggage.get_baggage(attrs.BAGGAGE_TASK_ID, ctx), attrs.BAGGAGE_TASK_ID)
     if task_id is None:
         return None
-    return _joined_task(str(task_id), baggage.get_all(ctx), create=create)
+    return _joined_task(task_id, ctx, create=create)
 
 
-def _joined_task(task_id: str, carried: Mapping[str, object], *, create: bool) -> Task | None:
+def _local_name(ctx: otel_context.Context) -> str:
+    """The name a call in ``ctx`` would have without baggage: its trace task's (the active
+    span's name) or the process task's."""
+    span = trace.get_current_span(ctx)
+    name = getattr(span, "name", None) if span.get_span_context().is_valid else None
+    return name if isinstance(name, str) and name else _process_name()
+
+
+def _joined_task(task_id: str, ctx: otel_context.Context, *, create: bool) -> Task | None:
     with _Auto.lock:
         found = _Auto.joined.get(task_id)
         if found is not None:
@@ -1315,49 +1359,117 @@ def _joined_task(task_id: str, carried: Mapping[str, object], *, create: bool) -
             return found
         if not create:
             return None
-        joined = _from_baggage(task_id, carried, kind="joined")
+        joined = _from_baggage(task_id, baggage.get_all(ctx), kind="joined", local_name=_local_name(ctx))
         return _remember(_Auto.joined, task_id, joined)
 
 
-def _number(carried: Mapping[str, object], key: str, integer: bool = False) -> float | None:
+# -- reading baggage (untrusted: see the module docstring) --------------------------------
+
+_MAX_CARRIED_TEXT = 256
+"""Longest task id or name taken from baggage (longer ones are cut)."""
+_MAX_CARRIED_NUMBER = 64
+"""Longest number taken from baggage (``repr`` of a float is at most 24 characters)."""
+_INTEGER_LIMITS = frozenset({"max_tokens", "max_iterations", "max_tool_calls"})
+
+
+@dataclass(frozen=True, slots=True)
+class _Carried:
+    """What a joined task's baggage says about its budget, validated; it only tightens."""
+
+    limits: Limits
+    warn_at: float | None
+    on_exceed: Literal["kill"] | None
+    local_name: str | None
+    """The name the call would have had without the baggage: its policies apply too."""
+
+
+def _ignore(key: str, raw: object, why: str) -> None:
+    what = f"baggage {key}"
+    if what in _logged:
+        return
+    _logged.add(what)
+    shown = repr(raw) if len(repr(raw)) <= 80 else repr(raw)[:77] + "..."
+    logger.warning("otel-llm: ignored baggage entry %s=%s: %s", key, shown, why)
+
+
+def _carried_text(raw: object, key: str) -> str | None:
+    """A task id or name from baggage: a non-empty string, cut to ``_MAX_CARRIED_TEXT``."""
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or not raw:
+        _ignore(key, raw, "expected a non-empty string")
+        return None
+    return raw[:_MAX_CARRIED_TEXT]
+
+
+def _number(
+    carried: Mapping[str, object], key: str, *, integer: bool = False, positive: bool = False
+) -> float | None:
+    """A finite number >= 0 (> 0 with ``positive``; rounded down with ``integer``) from
+    baggage, or None: a missing entry, or a bad one (ignored, logged once)."""
     raw = carried.get(key)
     if raw is None:
         return None
-    try:
-        value = int(float(str(raw))) if integer else float(str(raw))
-    except ValueError:
-        _log_once(f"reading baggage {key}")
+    if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+        _ignore(key, raw, "expected a number")
         return None
-    return value if value >= 0 else None
+    text = str(raw).strip()
+    if len(text) > _MAX_CARRIED_NUMBER:
+        _ignore(key, raw, f"longer than {_MAX_CARRIED_NUMBER} characters")
+        return None
+    try:
+        value = float(text)
+    except (ValueError, OverflowError):
+        _ignore(key, raw, "expected a number")
+        return None
+    if not math.isfinite(value) or value < 0:
+        _ignore(key, raw, "expected a finite number >= 0")
+        return None
+    if integer:
+        value = int(value)
+    if positive and value <= 0:
+        _ignore(key, raw, "expected a number > 0" if not integer else "expected an integer >= 1")
+        return None
+    return value
 
 
-def _from_baggage(task_id: str, carried: Mapping[str, object], *, kind: str) -> Task:
-    integer = {"max_tokens", "max_iterations", "max_tool_calls"}
-    limits = {name: _number(carried, _LIMIT_KEYS[name], name in integer) for name in LIMIT_NAMES}
-    warn_at = _number(carried, BUDGET_WARN_AT)
+def _read_carried(carried: Mapping[str, object], local_name: str | None) -> _Carried:
+    limits = {}
+    for name in LIMIT_NAMES:
+        value = _number(carried, _LIMIT_KEYS[name], integer=name in _INTEGER_LIMITS, positive=True)
+        if value is not None:
+            limits[name] = value
+    warn_at = _number(carried, BUDGET_WARN_AT, positive=True)
+    if warn_at is not None and warn_at > 1:
+        _ignore(BUDGET_WARN_AT, carried.get(BUDGET_WARN_AT), "expected a number > 0 and <= 1")
+        warn_at = None
     on_exceed = carried.get(BUDGET_ON_EXCEED)
-    joined = Task(
-        str(carried.get(attrs.TASK_NAME) or "remote"),
-        task_id=task_id,
-        warn_at=warn_at if warn_at is not None and 0 < warn_at <= 1 else None,
-        on_exceed=on_exceed if on_exceed in ("kill", "alert") else None,
-        _kind=kind,
+    if on_exceed is not None and on_exceed not in ("kill", "alert"):
+        _ignore(BUDGET_ON_EXCEED, on_exceed, "expected kill or alert")
+    return _Carried(Limits(**limits), warn_at, "kill" if on_exceed == "kill" else None, local_name)
+
+
+def _from_baggage(task_id: str, carried: Mapping[str, object], *, kind: str, local_name: str | None) -> Task:
+    """A task joined through baggage: the local settings tightened by the carried ones,
+    counting on from the carried spend so far. Never raises for what the baggage holds."""
+    name = _carried_text(carried.get(attrs.TASK_NAME), attrs.TASK_NAME) or "remote"
+    joined = Task(name, task_id=task_id, _kind=kind)
+    joined._start(
+        parent=None, parent_context=None, with_span=False, carried=_read_carried(carried, local_name)
     )
-    carried_limits = Limits(**{k: v for k, v in limits.items() if v})
-    joined._start(parent=None, parent_context=None, with_span=False, inherited=carried_limits)
     joined.cost_usd = _number(carried, TASK_COST_USD) or 0.0
-    joined._token_offset = int(_number(carried, TASK_TOKENS, True) or 0)
-    joined.iterations = int(_number(carried, TASK_ITERATIONS, True) or 0)
-    joined.tool_calls = int(_number(carried, TASK_TOOL_CALLS, True) or 0)
+    joined._token_offset = int(_number(carried, TASK_TOKENS, integer=True) or 0)
+    joined.iterations = int(_number(carried, TASK_ITERATIONS, integer=True) or 0)
+    joined.tool_calls = int(_number(carried, TASK_TOOL_CALLS, integer=True) or 0)
     joined.started_at = (joined.started_at or 0.0) - (_number(carried, TASK_ELAPSED_S) or 0.0)
     return joined
 
 
 def _auto_task(ctx: otel_context.Context) -> tuple[Task | None, otel_context.Context | None]:
     """The task for a call made outside any explicit task (see the module docstring)."""
-    task_id = baggage.get_baggage(attrs.BAGGAGE_TASK_ID, ctx)
+    task_id = _carried_text(baggage.get_baggage(attrs.BAGGAGE_TASK_ID, ctx), attrs.BAGGAGE_TASK_ID)
     if task_id is not None:
-        return _joined_task(str(task_id), baggage.get_all(ctx), create=True), None
+        return _joined_task(task_id, ctx, create=True), None
     if not _Auto.enabled:
         return None, None
     span = trace.get_current_span(ctx)
@@ -1388,11 +1500,17 @@ def _process_task() -> tuple[Task | None, otel_context.Context | None]:
         if _Auto.process is not None:
             return _Auto.process, _Auto.process_context
         env_ctx = _Auto.env_context
-        carried_id = baggage.get_baggage(attrs.BAGGAGE_TASK_ID, env_ctx) if env_ctx is not None else None
+        carried_id = (
+            _carried_text(baggage.get_baggage(attrs.BAGGAGE_TASK_ID, env_ctx), attrs.BAGGAGE_TASK_ID)
+            if env_ctx is not None
+            else None
+        )
         parent = trace.get_current_span(env_ctx).get_span_context() if env_ctx is not None else None
         if carried_id is not None:
             # Started by a process inside a task: this process's calls are that task's.
-            made = _from_baggage(str(carried_id), baggage.get_all(env_ctx), kind="joined")
+            made = _from_baggage(
+                carried_id, baggage.get_all(env_ctx), kind="joined", local_name=_local_name(env_ctx)
+            )
             made_context = env_ctx
         elif parent is not None and parent.is_valid:
             # Started inside a trace that is its own (automatic) task: the same trace, the same task.
