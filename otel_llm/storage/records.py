@@ -277,38 +277,76 @@ def _offsets(lengths: Iterable[int], count: int) -> np.ndarray:
     return offsets
 
 
-def _string_array(values: list[str]) -> pa.Array:
-    """``values`` as an Arrow string array, built from one joined buffer."""
-    count = len(values)
-    joined = "".join(values)
-    if joined.isascii():
-        data = joined.encode("ascii")
-        offsets = _offsets(map(len, values), count)
-    else:
-        encoded = [v.encode("utf-8", "replace") for v in values]
-        data = b"".join(encoded)
-        offsets = _offsets(map(len, encoded), count)
+def _string_array_from(values: Iterable[str], count: int) -> pa.Array:
+    """``count`` strings as an Arrow string array, without a Python step per string.
+
+    The strings are joined with NUL between them and encoded once; the NUL positions
+    give the offsets. A string that itself holds a NUL (never seen in practice) shows
+    as a surplus separator and sends the batch the slow way.
+    """
+    if count == 0:
+        return pa.array([], pa.string())
+    joined = "\0".join(values)
+    data = joined.encode("utf-8", "replace")
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(buffer == 0)
+    if len(ends) != count - 1:
+        return pa.array(joined.split("\0") if count > 1 else [joined], pa.string())
+    offsets = np.empty(count + 1, dtype=np.int64)
+    offsets[0] = 0
+    offsets[1:-1] = ends - np.arange(count - 1)  # each earlier separator shifts the text by one
+    offsets[-1] = len(data) - (count - 1)
+    text = data.replace(b"\0", b"") if count > 1 else data
     if offsets[-1] < 2**31:
-        return pa.StringArray.from_buffers(count, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data))
-    return pa.LargeStringArray.from_buffers(count, pa.py_buffer(offsets), pa.py_buffer(data))
+        return pa.StringArray.from_buffers(count, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(text))
+    return pa.LargeStringArray.from_buffers(count, pa.py_buffer(offsets), pa.py_buffer(text)).cast(
+        pa.string()
+    )
+
+
+def _string_array(values: list[str]) -> pa.Array:
+    """``values`` as an Arrow string array."""
+    return _string_array_from(values, len(values))
 
 
 _MAP = pa.map_(pa.string(), pa.string())
 
 
 def _map_array(maps: list[dict[str, str]]) -> pa.Array:
-    keys: list[str] = []
-    values: list[str] = []
-    add_keys, add_values = keys.extend, values.extend
-    for m in maps:
-        add_keys(m)
-        add_values(m.values())
-    offsets = _offsets(map(len, maps), len(maps)).astype(np.int32)
+    """Maps as one Arrow map array. The same dict object repeated (the resource of every
+    span of one OTLP ``ResourceSpans``) is packed once and repeated by index."""
+    count = len(maps)
+    slots: dict[int, int] = {}
+    index = [slots.setdefault(id(m), len(slots)) for m in maps]
+    if count > 1 and len(slots) * 2 <= count:
+        unique = list({id(m): m for m in maps}.values())
+        return _map_array(unique).take(pa.array(index, pa.int32()))
+    lengths = np.fromiter(map(len, maps), dtype=np.int64, count=count)
+    offsets = np.zeros(count + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    total = int(offsets[-1])
     return pa.MapArray.from_arrays(
         pa.array(offsets, pa.int32()),
-        _string_array(keys).cast(pa.string()),
-        _string_array(values).cast(pa.string()),
+        _map_keys(maps, offsets, lengths, total),
+        _string_array_from(chain.from_iterable(map(dict.values, maps)), total),
     )
+
+
+def _map_keys(maps: list[dict[str, str]], offsets: np.ndarray, lengths: np.ndarray, total: int) -> pa.Array:
+    """The keys of ``maps``, flattened. Spans from one instrumentation share a few key
+    sequences; each distinct sequence is packed once and the flat keys are gathered
+    from them by index (strings are the bulk of a batch's bytes, keys the larger part)."""
+    patterns: dict[tuple[str, ...], int] = {}
+    which = np.fromiter(
+        (patterns.setdefault(tuple(m), len(patterns)) for m in maps), dtype=np.int64, count=len(maps)
+    )
+    if len(patterns) * 4 > len(maps):
+        return _string_array_from(chain.from_iterable(maps), total)
+    pattern_keys = list(chain.from_iterable(patterns))
+    pattern_start = np.zeros(len(patterns), dtype=np.int64)
+    np.cumsum([len(k) for k in patterns][:-1], out=pattern_start[1:])
+    gather = np.repeat(pattern_start[which] - offsets[:-1], lengths) + np.arange(total)
+    return _string_array_from(pattern_keys, len(pattern_keys)).take(pa.array(gather))
 
 
 def _ts_array(values: list[int]) -> pa.Array:

@@ -24,6 +24,7 @@
 --   TTFT (seconds)  gen_ai.response.time_to_first_chunk,
 --                   gen_ai.server.time_to_first_token (OpenLIT); NULL unless streamed
 --   cost (USD)      otel_llm.cost.usd, gen_ai.usage.cost (OpenLIT)
+--   budget state    otel_llm.budget.state (the task's state when the call started)
 --   task            otel_llm.task.id (span attribute, also what the baggage span
 --                   processor copies from W3C baggage), baggage.otel_llm.task.id;
 --                   without one the trace is the task: 'trace:' || TraceId
@@ -81,9 +82,10 @@ CREATE TABLE IF NOT EXISTS llm_calls
     status_code LowCardinality(String),
     error_type LowCardinality(String),
     finish_reasons LowCardinality(String),
-    prefix_hash String CODEC(ZSTD(1)),
+    prefix_hash LowCardinality(String),
     cache_miss_reason LowCardinality(String),
     cache_missed_input_tokens UInt64,
+    budget_state LowCardinality(String),
     INDEX idx_task_id task_id TYPE bloom_filter(0.001) GRANULARITY 1,
     INDEX idx_trace_id trace_id TYPE bloom_filter(0.001) GRANULARITY 1
 )
@@ -165,7 +167,8 @@ SELECT
         a['llm.response.finish_reason']) AS finish_reasons,
     a['otel_llm.prompt.prefix_hash'] AS prefix_hash,
     a['otel_llm.cache.miss_reason'] AS cache_miss_reason,
-    toUInt64OrZero(a['otel_llm.cache.missed_input_tokens']) AS cache_missed_input_tokens
+    toUInt64OrZero(a['otel_llm.cache.missed_input_tokens']) AS cache_missed_input_tokens,
+    a['otel_llm.budget.state'] AS budget_state
 FROM otel_traces
 WHERE (a['gen_ai.request.model'] != '' OR a['gen_ai.response.model'] != '')
     AND operation_ NOT IN ('invoke_agent', 'create_agent', 'execute_tool')

@@ -3,9 +3,11 @@
 --
 -- Two feeds:
 --   tasks_from_calls_mv  every llm_calls row: calls, errors, tokens, cost, models of the
---                        calls that carry this task id (in any process);
---   tasks_from_spans_mv  the task span "invoke_agent {name}" (otel_llm.tasks), and the
---                        budget state and limits any span of the task carries.
+--                        calls that carry this task id (in any process), and the budget
+--                        state each call started in (tasks without a span of their own,
+--                        trace tasks, get their state from there);
+--   tasks_from_spans_mv  the task span "invoke_agent {name}" (otel_llm.tasks): its totals,
+--                        outcome, budget state and limits.
 --
 -- The task span reports the totals its own process counted, under otel_llm.task.*
 -- (never gen_ai.usage.*, so sums over spans count each call once):
@@ -25,8 +27,7 @@
 --   task_kind            otel_llm.task.kind (explicit | trace | process)
 --   parent_task_id       otel_llm.task.parent_id (nested tasks)
 --   budget_max_*         otel_llm.budget.max_usd, .max_tokens, .max_iterations,
---                        .max_seconds, .max_tool_calls: the largest limit seen (grants
---                        only raise limits), from the task span or the calls' spans
+--                        .max_seconds, .max_tool_calls: the limits in force at the end
 -- They differ from the llm_calls sums when the task has nested tasks (the span counts
 -- their calls too; llm_calls rows carry the innermost task id) or calls in another
 -- process (those are not on the span). reported_* are NULL when no task span arrived
@@ -111,7 +112,9 @@ AS SELECT
     sum(reasoning_output_tokens) AS reasoning_output_tokens,
     sum(cost_usd) AS cost_usd,
     sum(cache_savings_usd) AS cache_savings_usd,
-    groupUniqArray(toString(response_model)) AS models
+    groupUniqArray(toString(response_model)) AS models,
+    max(toUInt8(transform(toString(budget_state), ['ok', 'warn', 'exceeded', 'killed'], [1, 2, 3, 4], 0)))
+        AS budget_level
 FROM llm_calls
 GROUP BY task_id;
 
@@ -158,4 +161,4 @@ SELECT
     toFloat64OrNull(a['otel_llm.budget.max_seconds']) AS budget_max_seconds,
     toFloat64OrNull(a['otel_llm.budget.max_tool_calls']) AS budget_max_tool_calls
 FROM otel_traces
-WHERE a['otel_llm.task.id'] != '' AND (is_task_ OR a['otel_llm.budget.state'] != '');
+WHERE is_task_ AND a['otel_llm.task.id'] != '';
