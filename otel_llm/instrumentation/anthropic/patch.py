@@ -20,11 +20,9 @@ Its other spans (``count_tokens``, batches, sessions, ...) are left alone.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import weakref
-from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from typing import Any
 
@@ -42,6 +40,7 @@ from otel_llm.instrumentation.inference import (
     prefix_hash,
 )
 from otel_llm.instrumentation.patching import Wrapper
+from otel_llm.instrumentation.requests import Digests, field
 from otel_llm.instrumentation.streams import AsyncStream, StreamAccumulator, SyncStream
 from otel_llm.usage import Usage
 
@@ -81,16 +80,6 @@ def activate(telemetry: Telemetry | None) -> None:
 # -- what a request says ---------------------------------------------------------------
 
 
-def _field(obj: Any, name: str) -> Any:
-    """A field of a dict (a request's params) or of an SDK model; ``None`` when absent."""
-    if isinstance(obj, dict):
-        return obj.get(name)
-    value = getattr(obj, name, None)
-    if value is None and isinstance(obj, Mapping):
-        return obj.get(name)
-    return value
-
-
 _SEQUENCE = (list, tuple)
 _SCALAR = (int, float)
 _NON_TEXT_CHARS = 64
@@ -99,44 +88,21 @@ _TOOL_CHARS = 200
 """What a tool definition adds to the input estimate, besides its description."""
 
 _LONG_TEXT = 64
-_CACHE_SIZE = 512
 
 
-class _Digests:
-    """Digests of long strings (by value) and of tool lists (by identity and length), so a
-    prompt's cacheable prefix is hashed without serialising its long texts on every call.
-    A tool list edited in place at the same length keeps its old digest until evicted."""
-
-    def __init__(self) -> None:
-        self.strings: OrderedDict[str, str] = OrderedDict()
-        self.lists: OrderedDict[int, tuple[Any, int, str, int]] = OrderedDict()
-
-    def of_string(self, text: str) -> str:
-        digest = self.strings.get(text)
-        if digest is None:
-            digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
-            self.strings[text] = digest
-            if len(self.strings) > _CACHE_SIZE:
-                self.strings.popitem(last=False)
-        return digest
-
-    def of_tools(self, tools: list[Any] | tuple[Any, ...]) -> tuple[str, int]:
-        """The digest of a tool list and its characters for the input estimate."""
-        hit = self.lists.get(id(tools))
-        if hit is not None and hit[0] is tools and hit[1] == len(tools):
-            return hit[2], hit[3]
-        digest = prefix_hash([_compact(tool) for tool in tools]) or ""
-        chars = 0
-        for tool in tools:
-            description = _field(tool, "description")
-            chars += _TOOL_CHARS + (len(description) if isinstance(description, str) else 0)
-        self.lists[id(tools)] = (tools, len(tools), digest, chars)
-        if len(self.lists) > _CACHE_SIZE:
-            self.lists.popitem(last=False)
-        return digest, chars
+def _tools_digest(tools: Sequence[Any]) -> tuple[str, int]:
+    """The digest of a tool list and its characters for the input estimate."""
+    digest = prefix_hash([_compact(tool) for tool in tools]) or ""
+    chars = 0
+    for tool in tools:
+        description = field(tool, "description")
+        chars += _TOOL_CHARS + (len(description) if isinstance(description, str) else 0)
+    return digest, chars
 
 
-_digests = _Digests()
+# Long strings and tool lists digested once: a prompt's cacheable prefix is hashed without
+# serialising its long texts on every call.
+_digests = Digests()
 
 
 def _compact(value: Any, depth: int = 0) -> Any:
@@ -159,7 +125,7 @@ def _compact(value: Any, depth: int = 0) -> Any:
 def _text_chars(blocks: Any) -> int:
     chars = 0
     for block in blocks:
-        text = _field(block, "text")
+        text = field(block, "text")
         chars += len(text) if isinstance(text, str) else _NON_TEXT_CHARS
     return chars
 
@@ -172,7 +138,7 @@ def scan(kwargs: Mapping[str, Any]) -> tuple[list[Any], int]:
     chars = 0
     tools = kwargs.get("tools")
     if isinstance(tools, _SEQUENCE) and tools:
-        digest, tool_chars = _digests.of_tools(tools)
+        digest, tool_chars = _digests.of_list(tools, _tools_digest)
         parts.append(digest)
         chars += tool_chars
     system = kwargs.get("system")
@@ -186,7 +152,7 @@ def scan(kwargs: Mapping[str, Any]) -> tuple[list[Any], int]:
     messages = kwargs.get("messages")
     if isinstance(messages, _SEQUENCE):
         for message in messages:
-            content = _field(message, "content")
+            content = field(message, "content")
             if isinstance(content, str):
                 chars += len(content)
             elif isinstance(content, _SEQUENCE):
@@ -210,28 +176,28 @@ def _parts(content: Any) -> list[dict[str, Any]]:
         return [{"type": "text", "content": content}]
     out: list[dict[str, Any]] = []
     for block in content or ():
-        kind = _field(block, "type")
+        kind = field(block, "type")
         if kind == "text":
-            out.append({"type": "text", "content": _field(block, "text")})
+            out.append({"type": "text", "content": field(block, "text")})
         elif kind in ("tool_use", "server_tool_use"):
             out.append(
                 {
                     "type": "tool_call",
-                    "id": _field(block, "id"),
-                    "name": _field(block, "name"),
-                    "arguments": _field(block, "input"),
+                    "id": field(block, "id"),
+                    "name": field(block, "name"),
+                    "arguments": field(block, "input"),
                 }
             )
         elif kind == "tool_result":
             out.append(
                 {
                     "type": "tool_call_response",
-                    "id": _field(block, "tool_use_id"),
-                    "response": _field(block, "content"),
+                    "id": field(block, "tool_use_id"),
+                    "response": field(block, "content"),
                 }
             )
         elif kind == "thinking":
-            out.append({"type": "reasoning", "content": _field(block, "thinking")})
+            out.append({"type": "reasoning", "content": field(block, "thinking")})
         else:
             out.append({"type": str(kind)})
     return out
@@ -249,7 +215,7 @@ def _input_content(kwargs: Mapping[str, Any]) -> dict[str, AttributeValue]:
     messages = kwargs.get("messages")
     if isinstance(messages, list | tuple):
         out[gen_ai.GEN_AI_INPUT_MESSAGES] = _json(
-            [{"role": _field(m, "role"), "parts": _parts(_field(m, "content"))} for m in messages]
+            [{"role": field(m, "role"), "parts": _parts(field(m, "content"))} for m in messages]
         )
     return out
 
@@ -284,12 +250,12 @@ def describe(
 
 
 def _miss_attributes(diagnostics: Any) -> dict[str, AttributeValue] | None:
-    reason = _field(diagnostics, "cache_miss_reason") if diagnostics is not None else None
-    kind = _field(reason, "type") if reason is not None else None
+    reason = field(diagnostics, "cache_miss_reason") if diagnostics is not None else None
+    kind = field(reason, "type") if reason is not None else None
     if not isinstance(kind, str):
         return None
     out: dict[str, AttributeValue] = {attrs.CACHE_MISS_REASON: kind}
-    missed = _field(reason, "cache_missed_input_tokens")
+    missed = field(reason, "cache_missed_input_tokens")
     if isinstance(missed, int):
         out[attrs.CACHE_MISSED_INPUT_TOKENS] = missed
     return out
@@ -305,17 +271,17 @@ def _output_content(parts: list[dict[str, Any]], stop_reason: Any) -> dict[str, 
 def record_message(call: InferenceCall, message: Any, capture: bool) -> None:
     """Hand a complete ``Message`` / ``BetaMessage`` (model or decoded dict) to ``call``."""
     try:
-        stop_reason = _field(message, "stop_reason")
-        attributes = _miss_attributes(_field(message, "diagnostics"))
+        stop_reason = field(message, "stop_reason")
+        attributes = _miss_attributes(field(message, "diagnostics"))
         if capture:
             attributes = {
                 **(attributes or {}),
-                **_output_content(_parts(_field(message, "content")), stop_reason),
+                **_output_content(_parts(field(message, "content")), stop_reason),
             }
-        usage = _field(message, "usage")
+        usage = field(message, "usage")
         call.set_response(
-            model=_field(message, "model"),
-            response_id=_field(message, "id"),
+            model=field(message, "model"),
+            response_id=field(message, "id"),
             finish_reasons=(stop_reason,) if stop_reason else None,
             usage=Usage.from_anthropic(usage) if usage is not None else None,
             attributes=attributes,

@@ -19,21 +19,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import Any
 
-from otel_llm.instrumentation.inference import prefix_hash
+from otel_llm.instrumentation.requests import DIGEST_SIZE, Digests, field
 
 _SYSTEM_ROLES = frozenset(("system", "developer"))
-_CACHE_SIZE = 512
-
-
-def get(obj: Any, name: str) -> Any:
-    """A field of a dict or of an SDK model; ``None`` when absent."""
-    if type(obj) is dict or isinstance(obj, Mapping):  # the exact check first: ABC checks are slow
-        return obj.get(name)
-    return getattr(obj, name, None)
 
 
 # -- size estimate ----------------------------------------------------------------------
@@ -45,7 +36,7 @@ def _content_chars(content: Any) -> int:
     chars = 0
     if isinstance(content, list | tuple):
         for part in content:
-            text = get(part, "text")
+            text = field(part, "text")
             if isinstance(text, str):
                 chars += len(text)
     return chars
@@ -57,11 +48,11 @@ def chat_chars(messages: Any) -> int:
         return 0
     chars = 0
     for message in messages:
-        chars += _content_chars(get(message, "content"))
-        calls = get(message, "tool_calls")
+        chars += _content_chars(field(message, "content"))
+        calls = field(message, "tool_calls")
         if calls:
             for call in calls:
-                arguments = get(get(call, "function"), "arguments")
+                arguments = field(field(call, "function"), "arguments")
                 if isinstance(arguments, str):
                     chars += len(arguments)
     return chars
@@ -75,9 +66,9 @@ def responses_chars(input_: Any) -> int:
         return 0
     chars = 0
     for item in input_:
-        chars += _content_chars(get(item, "content"))
+        chars += _content_chars(field(item, "content"))
         for name in ("arguments", "output"):
-            value = get(item, name)
+            value = field(item, name)
             if isinstance(value, str):
                 chars += len(value)
     return chars
@@ -94,45 +85,9 @@ def embeddings_chars(input_: Any) -> int:
 # -- prefix hash ----------------------------------------------------------------------
 
 
-class _DigestCache:
-    """Digests of strings (keyed by value: equal strings hash alike, and a dict lookup of
-    the same string object is O(1)) and of tool lists (keyed by the list object, kept
-    alive here so its id is not reused; a list mutated in place keeps its old digest
-    unless its length changes)."""
-
-    def __init__(self) -> None:
-        self.strings: OrderedDict[str, str] = OrderedDict()
-        self.lists: OrderedDict[int, tuple[Any, int, str]] = OrderedDict()
-        self.combined: dict[tuple[str, ...], str | None] = {}
-
-    def combine(self, parts: list[str]) -> str | None:
-        key = tuple(parts)
-        digest = self.combined.get(key)
-        if digest is None:
-            if len(self.combined) > _CACHE_SIZE:
-                self.combined.clear()
-            digest = self.combined[key] = prefix_hash(parts)
-        return digest
-
-    def of_string(self, text: str) -> str:
-        digest = self.strings.get(text)
-        if digest is None:
-            digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
-            self.strings[text] = digest
-            if len(self.strings) > _CACHE_SIZE:
-                self.strings.popitem(last=False)
-        return digest
-
-    def of_list(self, items: list[Any] | tuple[Any, ...]) -> str:
-        hit = self.lists.get(id(items))
-        if hit is not None and hit[0] is items and hit[1] == len(items):
-            return hit[2]
-        blob = json.dumps(items, sort_keys=True, separators=(",", ":"), default=_model_dump)
-        digest = hashlib.blake2b(blob.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
-        self.lists[id(items)] = (items, len(items), digest)
-        if len(self.lists) > _CACHE_SIZE:
-            self.lists.popitem(last=False)
-        return digest
+def _list_digest(items: Sequence[Any]) -> str:
+    blob = json.dumps(items, sort_keys=True, separators=(",", ":"), default=_model_dump)
+    return hashlib.blake2b(blob.encode("utf-8", "surrogatepass"), digest_size=DIGEST_SIZE).hexdigest()
 
 
 def _model_dump(value: Any) -> Any:
@@ -142,21 +97,21 @@ def _model_dump(value: Any) -> Any:
     return str(value)
 
 
-_digests = _DigestCache()
+_digests = Digests()
 
 
 def _leading_system_digests(items: Any, parts: list[str]) -> None:
     if not isinstance(items, list | tuple):
         return
     for item in items:
-        if get(item, "role") not in _SYSTEM_ROLES:
+        if field(item, "role") not in _SYSTEM_ROLES:
             return
-        content = get(item, "content")
+        content = field(item, "content")
         if isinstance(content, str):
             parts.append(_digests.of_string(content))
         elif isinstance(content, list | tuple):
             for part in content:
-                text = get(part, "text")
+                text = field(part, "text")
                 if isinstance(text, str):
                     parts.append(_digests.of_string(text))
 
@@ -165,7 +120,7 @@ def chat_prefix_hash(messages: Any, tools: Any) -> str | None:
     """Hash of the leading system/developer messages and the tools of a chat request."""
     parts: list[str] = []
     if isinstance(tools, list | tuple) and tools:
-        parts.append(_digests.of_list(tools))
+        parts.append(_digests.of_list(tools, _list_digest))
     _leading_system_digests(messages, parts)
     return _digests.combine(parts) if parts else None
 
@@ -174,7 +129,7 @@ def responses_prefix_hash(instructions: Any, input_: Any, tools: Any) -> str | N
     """Hash of ``instructions``, leading system/developer input items and the tools."""
     parts: list[str] = []
     if isinstance(tools, list | tuple) and tools:
-        parts.append(_digests.of_list(tools))
+        parts.append(_digests.of_list(tools, _list_digest))
     if isinstance(instructions, str) and instructions:
         parts.append(_digests.of_string(instructions))
     _leading_system_digests(input_, parts)
@@ -205,16 +160,18 @@ def _content_parts(content: Any) -> list[dict[str, Any]]:
     parts: list[dict[str, Any]] = []
     if isinstance(content, list | tuple):
         for part in content:
-            kind = get(part, "type")
-            text = get(part, "text")
+            kind = field(part, "type")
+            text = field(part, "text")
             if isinstance(text, str):
                 parts.append({"type": "text", "content": text})
             elif kind == "refusal":
-                parts.append({"type": "text", "content": get(part, "refusal")})
+                parts.append({"type": "text", "content": field(part, "refusal")})
             elif kind == "image_url":
-                parts.append({"type": "uri", "modality": "image", "uri": get(get(part, "image_url"), "url")})
+                parts.append(
+                    {"type": "uri", "modality": "image", "uri": field(field(part, "image_url"), "url")}
+                )
             elif kind == "input_image":
-                parts.append({"type": "uri", "modality": "image", "uri": get(part, "image_url")})
+                parts.append({"type": "uri", "modality": "image", "uri": field(part, "image_url")})
             else:
                 parts.append({"type": str(kind)})
     return parts
@@ -231,15 +188,17 @@ def chat_input_messages(messages: Any) -> str | None:
         return None
     out = []
     for message in messages:
-        role = get(message, "role")
+        role = field(message, "role")
         if role == "tool":
-            response = get(message, "content")
-            parts = [{"type": "tool_call_response", "id": get(message, "tool_call_id"), "response": response}]
+            response = field(message, "content")
+            parts = [
+                {"type": "tool_call_response", "id": field(message, "tool_call_id"), "response": response}
+            ]
         else:
-            parts = _content_parts(get(message, "content"))
-            for call in get(message, "tool_calls") or ():
-                fn = get(call, "function")
-                parts.append(_tool_call_part(get(call, "id"), get(fn, "name"), get(fn, "arguments")))
+            parts = _content_parts(field(message, "content"))
+            for call in field(message, "tool_calls") or ():
+                fn = field(call, "function")
+                parts.append(_tool_call_part(field(call, "id"), field(fn, "name"), field(fn, "arguments")))
         out.append({"role": role, "parts": parts})
     return _dumps(out)
 
@@ -261,14 +220,16 @@ def chat_output_messages(choices: list[dict[str, Any]]) -> str:
 def chat_choices(completion: Any) -> list[dict[str, Any]]:
     """A non-stream completion's choices in the shape :func:`chat_output_messages` reads."""
     out = []
-    for choice in get(completion, "choices") or ():
-        message = get(choice, "message")
+    for choice in field(completion, "choices") or ():
+        message = field(choice, "message")
         calls = []
-        for call in get(message, "tool_calls") or ():
-            fn = get(call, "function")
-            calls.append({"id": get(call, "id"), "name": get(fn, "name"), "arguments": get(fn, "arguments")})
-        finish_reason = get(choice, "finish_reason")
-        out.append({"text": get(message, "content"), "tool_calls": calls, "finish_reason": finish_reason})
+        for call in field(message, "tool_calls") or ():
+            fn = field(call, "function")
+            calls.append(
+                {"id": field(call, "id"), "name": field(fn, "name"), "arguments": field(fn, "arguments")}
+            )
+        finish_reason = field(choice, "finish_reason")
+        out.append({"text": field(message, "content"), "tool_calls": calls, "finish_reason": finish_reason})
     return out
 
 
@@ -280,15 +241,21 @@ def responses_input_messages(input_: Any) -> str | None:
         return None
     out = []
     for item in input_:
-        kind = get(item, "type")
+        kind = field(item, "type")
         if kind == "function_call":
-            part = _tool_call_part(get(item, "call_id"), get(item, "name"), get(item, "arguments"))
+            part = _tool_call_part(field(item, "call_id"), field(item, "name"), field(item, "arguments"))
             out.append({"role": "assistant", "parts": [part]})
         elif kind == "function_call_output":
-            part = {"type": "tool_call_response", "id": get(item, "call_id"), "response": get(item, "output")}
+            part = {
+                "type": "tool_call_response",
+                "id": field(item, "call_id"),
+                "response": field(item, "output"),
+            }
             out.append({"role": "tool", "parts": [part]})
         else:
-            out.append({"role": get(item, "role") or "user", "parts": _content_parts(get(item, "content"))})
+            out.append(
+                {"role": field(item, "role") or "user", "parts": _content_parts(field(item, "content"))}
+            )
     return _dumps(out)
 
 
@@ -302,13 +269,15 @@ def system_instructions(instructions: Any) -> str | None:
 def responses_output_messages(response: Any, finish_reason: str | None) -> str:
     """``gen_ai.output.messages`` from a Responses ``Response``."""
     parts: list[dict[str, Any]] = []
-    for item in get(response, "output") or ():
-        kind = get(item, "type")
+    for item in field(response, "output") or ():
+        kind = field(item, "type")
         if kind == "message":
-            parts.extend(_content_parts(get(item, "content")))
+            parts.extend(_content_parts(field(item, "content")))
         elif kind == "function_call":
-            parts.append(_tool_call_part(get(item, "call_id"), get(item, "name"), get(item, "arguments")))
+            parts.append(
+                _tool_call_part(field(item, "call_id"), field(item, "name"), field(item, "arguments"))
+            )
         elif kind == "reasoning":
-            for summary in get(item, "summary") or ():
-                parts.append({"type": "reasoning", "content": get(summary, "text")})
+            for summary in field(item, "summary") or ():
+                parts.append({"type": "reasoning", "content": field(summary, "text")})
     return _dumps([{"role": "assistant", "parts": parts, "finish_reason": finish_reason or ""}])
