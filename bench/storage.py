@@ -90,7 +90,8 @@ SELECT
     '["stop"]' AS finish_reasons,
     'prefix-' || toString(cityHash64(intDiv(number, 20)) % 1000) AS prefix_hash,
     if(number % 20 = 0, 'new prefix', '') AS cache_miss_reason,
-    toUInt64(0) AS cache_missed_input_tokens
+    toUInt64(0) AS cache_missed_input_tokens,
+    'ok' AS budget_state
 FROM numbers({rows:UInt64})
 """
 
