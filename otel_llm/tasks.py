@@ -1162,12 +1162,16 @@ class TaskCall:
 
 
 def enter_call(
-    provider: str, model: str | None, *, max_tokens: int | None, input_estimate: int
+    provider: str, model: str | None, *, max_tokens: int | None, input_estimate: int, admit: bool = True
 ) -> TaskCall | None:
     """Called by the instrumentation before each model call, before its span starts and
     before the request is sent. Raises :class:`BudgetExceeded` when the task's limits are
     spent (or, with ``reserve``, would be). Returns None on the fast path (no task, no
-    automatic task)."""
+    automatic task).
+
+    ``admit=False`` is for reads of work already requested (``responses.retrieve``): the
+    call is neither counted as an iteration nor refused, but usage it is the first to see
+    is still accounted to the task when it ends."""
     try:
         ctx = otel_context.get_current()
         owner = ctx.get(_TASK_KEY)
@@ -1179,13 +1183,19 @@ def enter_call(
             if owner is None:
                 return None
         chain = owner.chain()
-        worst = _worst_case(chain, provider, model, max_tokens, input_estimate)
+        worst = _worst_case(chain, provider, model, max_tokens, input_estimate) if admit else None
     except BudgetExceeded:
         raise
     except Exception as exc:
         _log_once("finding the task of a model call", exc)
         return None
     state_before = owner.budget_state
+    if not admit:
+        return TaskCall(
+            [(member, 0.0) for member in chain],
+            parent_context,
+            {attrs.TASK_ID: owner.task_id, attrs.TASK_NAME: owner.name, attrs.BUDGET_STATE: state_before},
+        )
     entries: list[tuple[Task, float]] = []
     iteration = 0
     try:

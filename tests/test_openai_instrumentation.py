@@ -744,6 +744,21 @@ def test_responses_retrieve_is_not_a_new_model_call_for_the_budget_guard(otel, s
     assert sim.request_count == 3
 
 
+def test_usage_a_retrieve_sees_first_counts_toward_the_task(otel, sim, client, monkeypatch):
+    sim.enqueue(Reply.text(ANSWER))
+    response = client.responses.create(model="gpt-4o", input=QUESTION, instructions=INSTRUCTIONS)
+    # Created elsewhere (another process, a background job): this process first sees it here.
+    monkeypatch.setattr(openai_patch, "_ledger", ResponseLedger())
+    with tasks.task("collect", max_iterations=1) as t:
+        client.responses.retrieve(response.id)
+        client.responses.retrieve(response.id)
+    summary = t.summary()
+    assert (summary.iterations, summary.input_tokens, summary.output_tokens) == (0, 8, 2)
+    assert summary.cost_usd == RESP_COST
+    first, second = _chat_spans(otel)[1:]
+    assert first.attributes[attrs.TASK_ID] == second.attributes[attrs.TASK_ID] == t.task_id
+
+
 async def test_async_responses_retrieve_is_not_a_new_model_call_for_the_budget_guard(otel, sim, aclient):
     sim.enqueue(Reply.text(ANSWER))
     async with tasks.task("poller", max_iterations=1) as t:

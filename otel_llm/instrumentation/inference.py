@@ -122,7 +122,8 @@ class InferenceRequest:
     """Further request attributes (temperature, content when captured, ...)."""
     admit: bool = True
     """Whether the call is a new model call for the budget guard; ``False`` for reads of
-    work already paid for (``responses.retrieve``), which are neither counted nor refused."""
+    work already requested (``responses.retrieve``), which are neither counted nor
+    refused, though usage they are the first to see still counts toward the task."""
 
 
 class InferenceCall:
@@ -163,7 +164,7 @@ class InferenceCall:
         self.span: trace.Span = trace.INVALID_SPAN
 
         # The guard runs first and may refuse the call; nothing else here may raise.
-        self._task_call = _enter_task(request) if request.admit else None
+        self._task_call = _enter_task(request)
         try:
             self.span = telemetry.tracer.start_span(
                 f"{request.operation} {request.model}" if request.model else request.operation,
@@ -344,6 +345,7 @@ def _enter_task(request: InferenceRequest) -> tasks.TaskCall | None:
             request.model,
             max_tokens=request.max_tokens,
             input_estimate=request.input_estimate,
+            admit=request.admit,
         )
     except tasks.BudgetExceeded:
         raise
