@@ -58,6 +58,18 @@ def pipeline() -> Iterator[Pipeline]:
 
 
 @pytest.fixture
+def spans(pipeline: Pipeline) -> Iterator[Pipeline]:
+    """The pipeline, with the task registry reset and configured from an empty
+    environment (no policy file, no limits from ``OTEL_LLM_*``), reset again after."""
+    from otel_llm import tasks
+
+    tasks._reset_for_tests()
+    tasks.configure(environ={}, tracer_provider=pipeline.tracer_provider)
+    yield pipeline
+    tasks._reset_for_tests()
+
+
+@pytest.fixture
 def sim():
     """A zero-latency provider simulator on a free loopback port."""
     from otel_llm.sim import Simulator

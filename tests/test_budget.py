@@ -28,14 +28,6 @@ class FakeClock:
         return self.now
 
 
-@pytest.fixture
-def spans(pipeline):
-    tasks._reset_for_tests()
-    tasks.configure(environ={}, tracer_provider=pipeline.tracer_provider)
-    yield pipeline
-    tasks._reset_for_tests()
-
-
 class Counting:
     """Stands in for the provider: counts the requests that were actually sent."""
 

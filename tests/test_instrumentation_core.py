@@ -20,14 +20,6 @@ from otel_llm.sim import Reply
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
-@pytest.fixture
-def clean_tasks(pipeline):
-    tasks._reset_for_tests()
-    tasks.configure(environ={}, tracer_provider=pipeline.tracer_provider)
-    yield
-    tasks._reset_for_tests()
-
-
 def _on(instrumentor, pipeline):
     instrumentor.instrument(tracer_provider=pipeline.tracer_provider, meter_provider=pipeline.meter_provider)
     return instrumentor
@@ -60,7 +52,7 @@ def _span_costs(pipeline) -> dict[str, float]:
     return out
 
 
-def test_cost_counter_reports_every_provider_on_one_meter_provider(pipeline, sim, clean_tasks):
+def test_cost_counter_reports_every_provider_on_one_meter_provider(pipeline, sim, spans):
     instrumentors = _instrument_both(pipeline)
     try:
         _one_call_each(sim)
@@ -101,7 +93,7 @@ def test_a_refused_instrument_wraps_nothing_and_a_corrected_retry_wraps_once(pip
     assert vars(openai.resources.chat.completions.Completions)["create"] is original
 
 
-def test_a_call_ends_once_when_many_threads_end_it(pipeline, clean_tasks):
+def test_a_call_ends_once_when_many_threads_end_it(pipeline, spans):
     telemetry = Telemetry(pipeline.tracer_provider, pipeline.meter_provider)
     for _ in range(20):
         call = telemetry.start(InferenceRequest("openai", "chat", "gpt-4o"))
@@ -121,7 +113,7 @@ def test_a_call_ends_once_when_many_threads_end_it(pipeline, clean_tasks):
     assert duration.count == 20
 
 
-def test_error_status_never_carries_a_key_the_provider_echoed(pipeline, sim, clean_tasks):
+def test_error_status_never_carries_a_key_the_provider_echoed(pipeline, sim, spans):
     instrumentor = _on(OpenAIInstrumentor(), pipeline)
     echoed = "Incorrect API key provided: sk-proj-AbCd****************************wXyZ."
     sim.enqueue(Reply.error(401, message=echoed, error_type="invalid_request_error"))

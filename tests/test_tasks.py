@@ -32,14 +32,6 @@ class FakeClock:
         return self.now
 
 
-@pytest.fixture
-def spans(pipeline):
-    tasks._reset_for_tests()
-    tasks.configure(environ={}, tracer_provider=pipeline.tracer_provider)
-    yield pipeline
-    tasks._reset_for_tests()
-
-
 def call(usage: Usage = USAGE, model: str = MODEL) -> tasks.TaskCall | None:
     """One model call as the instrumentation makes it."""
     handle = tasks.enter_call("openai", model, max_tokens=500, input_estimate=250)
