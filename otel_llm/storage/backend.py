@@ -57,8 +57,7 @@ class QueryResult:
 
 
 # Every insert: the materialized views (llm_calls, tasks, the trace-id lookup, budget
-# events) run side by side instead of one after another; on 2 cores this is most of
-# the difference between ~110k and ~200k spans/s (bench/storage.py).
+# events) run side by side instead of one after another, so a second core helps.
 INSERT_SETTINGS: dict[str, int | str] = {"parallel_view_processing": 1}
 
 
