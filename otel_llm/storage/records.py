@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from otel_llm.otlp import any_value
+
 __all__ = [
     "BudgetEventRecord",
     "SpanEvent",
@@ -199,23 +201,12 @@ def from_readable_span(span: Any) -> SpanRecord:
 # -- from OTLP protobuf ----------------------------------------------------------------
 
 
-def _any_value(value: Any) -> Any:
-    kind = value.WhichOneof("value")
-    if kind is None:
-        return None
-    if kind == "array_value":
-        return [_any_value(v) for v in value.array_value.values]
-    if kind == "kvlist_value":
-        return {kv.key: _any_value(kv.value) for kv in value.kvlist_value.values}
-    return getattr(value, kind)
-
-
 def _kv_strings(pairs: Iterable[Any]) -> dict[str, str]:
     out = {}
     for kv in pairs:
         value = kv.value
         kind = value.WhichOneof("value")
-        out[kv.key] = value.string_value if kind == "string_value" else attribute_str(_any_value(value))
+        out[kv.key] = value.string_value if kind == "string_value" else attribute_str(any_value(value))
     return out
 
 
