@@ -34,6 +34,8 @@ def _get(obj: Any, name: str) -> Any:
 
 
 def _int(value: Any) -> int:
+    if type(value) is int:  # the usual case, first: no union or bool checks
+        return value
     return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
 
 
@@ -71,53 +73,86 @@ class Usage:
     @classmethod
     def from_anthropic(cls, usage: Any) -> Usage:
         """From an Anthropic ``Usage`` / ``MessageDeltaUsage`` (model or dict)."""
-        uncached = _int(_get(usage, "input_tokens"))
-        read = _int(_get(usage, "cache_read_input_tokens"))
-        write = _int(_get(usage, "cache_creation_input_tokens"))
-        split = _get(usage, "cache_creation")
-        write_5m = _int(_get(split, "ephemeral_5m_input_tokens"))
-        write_1h = _int(_get(split, "ephemeral_1h_input_tokens"))
-        if split is None and write:
+        if isinstance(usage, Mapping):
+            get = usage.get
+        else:
+            # An SDK model: plain attribute reads, no per-field helper calls (every call's
+            # response goes through here).
+            def get(name: str) -> Any:
+                return getattr(usage, name, None)
+
+        uncached = _int(get("input_tokens"))
+        read = _int(get("cache_read_input_tokens"))
+        write = _int(get("cache_creation_input_tokens"))
+        split = get("cache_creation")
+        if split is None:
             # No TTL breakdown: the API default TTL is 5 minutes.
-            write_5m = write
-        details = _get(usage, "output_tokens_details")
-        # The Messages API names it ``thinking_tokens``; ``reasoning_tokens`` is kept for
-        # gateways that report it the OpenAI way.
-        reasoning = _int(_get(details, "thinking_tokens")) or _int(_get(details, "reasoning_tokens"))
+            write_5m, write_1h = write, 0
+        else:
+            write_5m = _int(_get(split, "ephemeral_5m_input_tokens"))
+            write_1h = _int(_get(split, "ephemeral_1h_input_tokens"))
+        details = get("output_tokens_details")
+        reasoning = 0
+        if details is not None:
+            # The Messages API names it ``thinking_tokens``; ``reasoning_tokens`` is kept
+            # for gateways that report it the OpenAI way.
+            reasoning = _int(_get(details, "thinking_tokens")) or _int(_get(details, "reasoning_tokens"))
         return cls(
-            input_tokens=uncached + read + write,
-            output_tokens=_int(_get(usage, "output_tokens")),
-            cache_read_input_tokens=read,
-            cache_creation_input_tokens=write,
-            cache_creation_5m_input_tokens=write_5m,
-            cache_creation_1h_input_tokens=write_1h,
-            reasoning_output_tokens=reasoning,
+            uncached + read + write, _int(get("output_tokens")), read, write, write_5m, write_1h, reasoning
         )
 
     @classmethod
     def from_openai_chat(cls, usage: Any) -> Usage:
         """From an OpenAI ``CompletionUsage`` (chat completions, legacy completions)."""
-        prompt = _get(usage, "prompt_tokens_details")
-        completion = _get(usage, "completion_tokens_details")
+        if isinstance(usage, Mapping):
+            prompt_tokens = usage.get("prompt_tokens")
+            completion_tokens = usage.get("completion_tokens")
+            prompt = usage.get("prompt_tokens_details")
+            completion = usage.get("completion_tokens_details")
+        else:
+            prompt_tokens = getattr(usage, "prompt_tokens", None)
+            completion_tokens = getattr(usage, "completion_tokens", None)
+            prompt = getattr(usage, "prompt_tokens_details", None)
+            completion = getattr(usage, "completion_tokens_details", None)
+        read = write = reasoning = 0
+        if prompt is not None:
+            read = _int(_get(prompt, "cached_tokens"))
+            write = _int(_get(prompt, "cache_write_tokens"))
+        if completion is not None:
+            reasoning = _int(_get(completion, "reasoning_tokens"))
         return cls(
-            input_tokens=_int(_get(usage, "prompt_tokens")),
-            output_tokens=_int(_get(usage, "completion_tokens")),
-            cache_read_input_tokens=_int(_get(prompt, "cached_tokens")),
-            cache_creation_input_tokens=_int(_get(prompt, "cache_write_tokens")),
-            reasoning_output_tokens=_int(_get(completion, "reasoning_tokens")),
+            input_tokens=_int(prompt_tokens),
+            output_tokens=_int(completion_tokens),
+            cache_read_input_tokens=read,
+            cache_creation_input_tokens=write,
+            reasoning_output_tokens=reasoning,
         )
 
     @classmethod
     def from_openai_responses(cls, usage: Any) -> Usage:
         """From an OpenAI Responses API ``ResponseUsage``."""
-        details_in = _get(usage, "input_tokens_details")
-        details_out = _get(usage, "output_tokens_details")
+        if isinstance(usage, Mapping):
+            input_tokens = usage.get("input_tokens")
+            output_tokens = usage.get("output_tokens")
+            details_in = usage.get("input_tokens_details")
+            details_out = usage.get("output_tokens_details")
+        else:
+            input_tokens = getattr(usage, "input_tokens", None)
+            output_tokens = getattr(usage, "output_tokens", None)
+            details_in = getattr(usage, "input_tokens_details", None)
+            details_out = getattr(usage, "output_tokens_details", None)
+        read = write = reasoning = 0
+        if details_in is not None:
+            read = _int(_get(details_in, "cached_tokens"))
+            write = _int(_get(details_in, "cache_write_tokens"))
+        if details_out is not None:
+            reasoning = _int(_get(details_out, "reasoning_tokens"))
         return cls(
-            input_tokens=_int(_get(usage, "input_tokens")),
-            output_tokens=_int(_get(usage, "output_tokens")),
-            cache_read_input_tokens=_int(_get(details_in, "cached_tokens")),
-            cache_creation_input_tokens=_int(_get(details_in, "cache_write_tokens")),
-            reasoning_output_tokens=_int(_get(details_out, "reasoning_tokens")),
+            input_tokens=_int(input_tokens),
+            output_tokens=_int(output_tokens),
+            cache_read_input_tokens=read,
+            cache_creation_input_tokens=write,
+            reasoning_output_tokens=reasoning,
         )
 
     @classmethod
