@@ -261,6 +261,10 @@ def price(
 def _cost(rate: _Rate, count: int, tier_tokens: int) -> Decimal:
     if rate is None or count <= 0:
         return _ZERO
+    if type(rate) is Decimal:
+        # calc_unit_price's arithmetic for a flat rate (Decimal times an int is exact, as
+        # its Decimal(count) is) without its conversions: the same Decimal, bit for bit.
+        return rate * count / _MTOK
     return calc_unit_price(rate, count, tier_tokens, _MTOK)
 
 
@@ -287,7 +291,11 @@ def _price_parts(usage: Usage, rates: _Rates) -> tuple[Decimal, Decimal, Decimal
     output_usd = _cost(rates.output, output, tier_tokens) + _cost(
         rates.output_reasoning, reasoning, tier_tokens
     )
-    savings_usd = _cost(rates.input, usage.input_tokens, tier_tokens) - (input_usd + read_usd + write_usd)
+    # All input at the plain rate: with no cache tokens that is the uncached part already.
+    full_usd = (
+        input_usd if uncached == usage.input_tokens else _cost(rates.input, usage.input_tokens, tier_tokens)
+    )
+    savings_usd = full_usd - (input_usd + read_usd + write_usd)
     if rates.requests_per_k is not None:
         input_usd += calc_unit_price(rates.requests_per_k, 1, tier_tokens, 1000)
     return input_usd, output_usd, read_usd, write_usd, savings_usd
