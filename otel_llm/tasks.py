@@ -1060,6 +1060,9 @@ class Task:
 
     def _next_turn(self) -> None:
         """A model call was admitted: the running tool batch takes no more tools."""
+        if self._batch is None and not self._closed_batches:
+            # Nothing to close (a call with no tools since the last): no lock, no clock.
+            return
         with self._lock:
             events = self._close_batch_locked(self._clock())
         self._emit(events)
@@ -1234,7 +1237,10 @@ def enter_call(
 def _worst_case(
     chain: list[Task], provider: str, model: str | None, max_tokens: int | None, input_estimate: int
 ) -> float | None:
-    if not any(t.reserve and t.limits.max_usd is not None for t in chain):
+    for member in chain:
+        if member.reserve and member.limits.max_usd is not None:
+            break
+    else:
         return None
     from otel_llm import pricing
 
@@ -1254,6 +1260,8 @@ class _Auto:
     enabled = 0
     process: Task | None = None
     process_context: otel_context.Context | None = None
+    made: tuple[Task, otel_context.Context | None] | None = None
+    """(process, process_context) once made, read without the lock by every call."""
     env_context: otel_context.Context | None = None
     traces: collections.OrderedDict[str, Task] = collections.OrderedDict()
     joined: collections.OrderedDict[str, Task] = collections.OrderedDict()
@@ -1331,6 +1339,7 @@ def _end_process_task() -> None:
     with _Auto.lock:
         process, _Auto.process = _Auto.process, None
         _Auto.process_context = None
+        _Auto.made = None
     if process is not None:
         process._finish(None)
 
@@ -1506,6 +1515,10 @@ def _process_name() -> str:
 
 
 def _process_task() -> tuple[Task | None, otel_context.Context | None]:
+    found = _Auto.made
+    if found is not None:
+        # Made already: one read of the (task, context) pair, no lock on every call.
+        return found
     with _Auto.lock:
         if _Auto.process is not None:
             return _Auto.process, _Auto.process_context
@@ -1537,6 +1550,7 @@ def _process_task() -> tuple[Task | None, otel_context.Context | None]:
                 atexit.register(_end_process_task)
                 _Auto.atexit_registered = True
         _Auto.process, _Auto.process_context = made, made_context
+        _Auto.made = (made, made_context)
         return made, made_context
 
 
@@ -1757,6 +1771,7 @@ def _reset_for_tests() -> None:
         _Auto.enabled = 0
         _Auto.process = None
         _Auto.process_context = None
+        _Auto.made = None
         _Auto.env_context = None
         _Auto.traces.clear()
         _Auto.joined.clear()
