@@ -125,6 +125,16 @@ class InferenceRequest:
     refused, though usage they are the first to see still counts toward the task."""
 
 
+# (operation, provider, request model, response model) -> the metric attribute dicts of a
+# call that succeeded: built once, not on every call. Never mutated once made (the SDK
+# copies what it keeps); bounded, cleared when full.
+_metric_attribute_sets: dict[
+    tuple[str, str, str | None, str | None],
+    tuple[dict[str, AttributeValue], dict[str, AttributeValue], dict[str, AttributeValue]],
+] = {}
+_METRIC_ATTRIBUTE_SETS = 1024
+
+
 class InferenceCall:
     """The telemetry of one model call from before its request to its last chunk."""
 
@@ -303,16 +313,29 @@ class InferenceCall:
         # a hash in the SDK, and a call makes four to six records.
         instruments = self._telemetry.instruments
         request = self.request
-        metric_attrs: dict[str, AttributeValue] = {
-            gen_ai.GEN_AI_OPERATION_NAME: request.operation,
-            gen_ai.GEN_AI_PROVIDER_NAME: request.provider,
-        }
-        if request.model:
-            metric_attrs[gen_ai.GEN_AI_REQUEST_MODEL] = request.model
-        if self.response_model:
-            metric_attrs[gen_ai.GEN_AI_RESPONSE_MODEL] = self.response_model
-        if error is not None:
-            metric_attrs[error_attributes.ERROR_TYPE] = _error_type(error)
+        key = (request.operation, request.provider, request.model, self.response_model)
+        sets = _metric_attribute_sets.get(key) if error is None else None
+        if sets is None:
+            metric_attrs: dict[str, AttributeValue] = {
+                gen_ai.GEN_AI_OPERATION_NAME: request.operation,
+                gen_ai.GEN_AI_PROVIDER_NAME: request.provider,
+            }
+            if request.model:
+                metric_attrs[gen_ai.GEN_AI_REQUEST_MODEL] = request.model
+            if self.response_model:
+                metric_attrs[gen_ai.GEN_AI_RESPONSE_MODEL] = self.response_model
+            if error is not None:
+                metric_attrs[error_attributes.ERROR_TYPE] = _error_type(error)
+            sets = (
+                metric_attrs,
+                {**metric_attrs, gen_ai.GEN_AI_TOKEN_TYPE: "input"},
+                {**metric_attrs, gen_ai.GEN_AI_TOKEN_TYPE: "output"},
+            )
+            if error is None:
+                if len(_metric_attribute_sets) >= _METRIC_ATTRIBUTE_SETS:
+                    _metric_attribute_sets.clear()
+                _metric_attribute_sets[key] = sets
+        metric_attrs, input_attrs, output_attrs = sets
         instruments.operation_duration.record(duration, metric_attrs)
         if self._ttft is not None:
             instruments.time_to_first_chunk.record(self._ttft, metric_attrs)
@@ -322,12 +345,8 @@ class InferenceCall:
                 mean_gap = (self._last_chunk - self._first_chunk) / (self._chunks - 1)
                 instruments.time_per_output_chunk.record(mean_gap, metric_attrs)
         if self.usage is not None:
-            instruments.token_usage.record(
-                self.usage.input_tokens, {**metric_attrs, gen_ai.GEN_AI_TOKEN_TYPE: "input"}
-            )
-            instruments.token_usage.record(
-                self.usage.output_tokens, {**metric_attrs, gen_ai.GEN_AI_TOKEN_TYPE: "output"}
-            )
+            instruments.token_usage.record(self.usage.input_tokens, input_attrs)
+            instruments.token_usage.record(self.usage.output_tokens, output_attrs)
         if self.cost is not None:
             instruments.cost.add(self.cost.total_usd, metric_attrs)
 
