@@ -145,6 +145,9 @@ def task_table(spans: Iterable[OtlpSpan]) -> str:
         cache_read = a.get(TASK_USAGE_PREFIX + "cache_read.input_tokens", 0)
         stopped_by = a.get("otel_llm.task.stopped_by")
         outcome = f"stopped at {stopped_by}" if stopped_by else str(a.get("otel_llm.task.outcome", ""))
+        grants = a.get("otel_llm.budget.grants", 0)
+        if grants:
+            outcome += f" after {grants} grant{'s' if grants > 1 else ''}"
         rows.append(
             (
                 str(a.get(attrs.TASK_NAME, span.name)),

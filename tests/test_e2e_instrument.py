@@ -100,6 +100,7 @@ def test_demo_prints_calls_and_tasks_with_the_runaway_stopped(capsys, monkeypatc
     assert sum(1 for row in rows if row[:1] in (["openai"], ["anthropic"])) == 6
     runaway = [row for row in rows if row[:1] == ["runaway"]]
     # Both agents: escalated at 6 calls, granted 3 more, stopped before the 10th.
-    assert [row[1:5] for row in runaway] == [["stopped", "at", "max_iterations", "9"]] * 2
+    expected = ["stopped", "at", "max_iterations", "after", "1", "grant", "9"]
+    assert [row[1:8] for row in runaway] == [expected] * 2
     done = [row for row in rows if row[1:2] == ["done"]]
     assert len(done) == 8
