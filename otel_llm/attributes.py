@@ -28,3 +28,48 @@ BUDGET_STATE: Final = "otel_llm.budget.state"
 
 # Baggage key that carries the task id across threads, tasks and processes.
 BAGGAGE_TASK_ID: Final = TASK_ID
+
+# Task spans, their budget events and tool batches (see otel_llm.accounting).
+TASK_PARENT_ID: Final = "otel_llm.task.parent_id"
+TASK_PARENT_IDS: Final = "otel_llm.task.parent_ids"
+TASK_KIND: Final = "otel_llm.task.kind"
+TASK_ITERATIONS: Final = "otel_llm.task.iterations"
+TASK_TOOL_CALLS: Final = "otel_llm.task.tool_calls"
+TASK_COST_USD: Final = "otel_llm.task.cost.usd"
+TASK_COST_INPUT_USD: Final = "otel_llm.task.cost.input_usd"
+TASK_COST_OUTPUT_USD: Final = "otel_llm.task.cost.output_usd"
+TASK_COST_CACHE_READ_USD: Final = "otel_llm.task.cost.cache_read_usd"
+TASK_COST_CACHE_WRITE_USD: Final = "otel_llm.task.cost.cache_write_usd"
+TASK_COST_CACHE_SAVINGS_USD: Final = "otel_llm.task.cost.cache_savings_usd"
+TASK_UNPRICED_CALLS: Final = "otel_llm.task.unpriced_calls"
+TASK_DURATION_S: Final = "otel_llm.task.duration_s"
+TASK_OUTCOME: Final = "otel_llm.task.outcome"
+TASK_STOPPED_BY: Final = "otel_llm.task.stopped_by"
+TASK_TOOL_BATCHES: Final = "otel_llm.task.tool_batches"
+TASK_TOOL_BATCHES_SEQUENTIAL: Final = "otel_llm.task.tool_batches.sequential"
+TASK_TOOL_SAVEABLE_S: Final = "otel_llm.task.tool_saveable_s"
+TASK_TOOL_PARALLELISM: Final = "otel_llm.task.tool_parallelism"
+# Baggage only: the spend so far, carried to another process by subprocess_env().
+TASK_TOKENS: Final = "otel_llm.task.tokens"
+TASK_ELAPSED_S: Final = "otel_llm.task.elapsed_s"
+
+BUDGET_WARN_AT: Final = "otel_llm.budget.warn_at"
+BUDGET_ON_EXCEED: Final = "otel_llm.budget.on_exceed"
+BUDGET_RESERVE: Final = "otel_llm.budget.reserve"
+BUDGET_POLICIES: Final = "otel_llm.budget.policies"
+BUDGET_GRANTS: Final = "otel_llm.budget.grants"
+BUDGET_LIMIT: Final = "otel_llm.budget.limit"
+BUDGET_SPENT: Final = "otel_llm.budget.spent"
+BUDGET_LIMIT_VALUE: Final = "otel_llm.budget.limit_value"
+
+EVENT_WARN: Final = "otel_llm.budget.warn"
+EVENT_EXCEEDED: Final = "otel_llm.budget.exceeded"
+EVENT_KILLED: Final = "otel_llm.budget.killed"
+EVENT_GRANT: Final = "otel_llm.budget.grant"
+EVENT_TOOL_BATCH: Final = "otel_llm.tool.batch"
+TOOL_BATCH: Final = "otel_llm.tool.batch"
+
+
+def budget_limit_key(limit: str) -> str:
+    """``max_usd`` -> ``otel_llm.budget.max_usd``."""
+    return BUDGET_PREFIX + limit
