@@ -213,10 +213,17 @@ class _Batch:
 
 
 class Task:
-    """One unit of agent work, with its counters and limits. Made by :func:`task`.
+    """One unit of agent work, with its counters and limits (``otel_llm.task`` is this
+    class). Enter it once (``with``/``async with``); used as a decorator, every call of
+    the decorated function runs in a fresh task with the same settings.
 
-    Enter it once (``with``/``async with``); used as a decorator, every call of the
-    decorated function runs in a fresh task with the same settings.
+    Limits given here override the policy file and the environment, limit by limit.
+    ``warn_at`` defaults to the policy's (0.8). ``on_exceed``: ``"kill"`` (default: refuse
+    the next call), ``"alert"`` (record and log, never refuse), or a callable that gets a
+    :class:`TaskState` and returns a :class:`Grant`, new :class:`Limits`, or ``None`` to
+    stop. ``reserve=True`` refuses a call whose worst case would cross ``max_usd``.
+    ``task_id`` defaults to a random 32-hex id. ``clock`` (seconds, monotonic) times
+    ``max_seconds``, the wall time and tool batches; default ``time.monotonic``.
     """
 
     def __init__(
@@ -282,7 +289,7 @@ class Task:
         self.iterations = 0
         self.tool_calls = 0
         # input, output, cache read, cache write, 5m write, 1h write, reasoning (Usage order)
-        self._tokens_in = [0, 0, 0, 0, 0, 0, 0]
+        self._usage = Usage()
         self.cost_usd = 0.0
         self._cost_parts = [0.0, 0.0, 0.0, 0.0, 0.0]  # input, output, cache read, cache write, savings
         self.unpriced_calls = 0
@@ -537,7 +544,7 @@ class Task:
     @property
     def usage(self) -> Usage:
         """The task's token totals."""
-        return Usage(*self._tokens_in)
+        return self._usage
 
     @property
     def limits(self) -> Limits:
@@ -549,7 +556,7 @@ class Task:
         self._limit_items = tuple(value.items())
 
     def _tokens(self) -> int:
-        return self._tokens_in[0] + self._tokens_in[1] + self._token_offset
+        return self._usage.total_tokens + self._token_offset
 
     def _elapsed(self, now: float | None = None) -> float:
         if self.started_at is None:
@@ -612,10 +619,10 @@ class Task:
                 stopped_by=self._stopped_by or self.killed_by,
                 budget_state=self.budget_state,
                 iterations=self.iterations,
-                input_tokens=self._tokens_in[0],
-                output_tokens=self._tokens_in[1],
-                cache_read_tokens=self._tokens_in[2],
-                cache_write_tokens=self._tokens_in[3],
+                input_tokens=self._usage.input_tokens,
+                output_tokens=self._usage.output_tokens,
+                cache_read_tokens=self._usage.cache_read_input_tokens,
+                cache_write_tokens=self._usage.cache_creation_input_tokens,
                 cost_usd=self.cost_usd,
                 cache_savings_usd=self._cost_parts[4],
                 unpriced_calls=self.unpriced_calls,
@@ -667,8 +674,8 @@ class Task:
                 limit_value=value,
                 limits=self.limits,
                 iterations=self.iterations,
-                input_tokens=self._tokens_in[0],
-                output_tokens=self._tokens_in[1],
+                input_tokens=self._usage.input_tokens,
+                output_tokens=self._usage.output_tokens,
                 cost_usd=self.cost_usd,
                 tool_calls=self.tool_calls,
                 elapsed_seconds=self._elapsed(),
@@ -780,14 +787,7 @@ class Task:
         with self._lock:
             self._reserved_usd = max(self._reserved_usd - reserved, 0.0)
             if usage is not None:
-                counts = self._tokens_in
-                counts[0] += usage.input_tokens
-                counts[1] += usage.output_tokens
-                counts[2] += usage.cache_read_input_tokens
-                counts[3] += usage.cache_creation_input_tokens
-                counts[4] += usage.cache_creation_5m_input_tokens
-                counts[5] += usage.cache_creation_1h_input_tokens
-                counts[6] += usage.reasoning_output_tokens
+                self._usage += usage
                 if cost is None:
                     self.unpriced_calls += 1
             if cost is not None:

@@ -104,45 +104,8 @@ __all__ = [
 _EXECUTE_TOOL = gen_ai.GenAiOperationNameValues.EXECUTE_TOOL.value
 
 
-def task(
-    name: str,
-    *,
-    max_usd: float | None = None,
-    max_tokens: int | None = None,
-    max_iterations: int | None = None,
-    max_seconds: float | None = None,
-    max_tool_calls: int | None = None,
-    warn_at: float | None = None,
-    on_exceed: OnExceed | None = None,
-    task_id: str | None = None,
-    attributes: Mapping[str, AttributeValue] | None = None,
-    reserve: bool = False,
-    clock: Clock | None = None,
-) -> Task:
-    """A task: ``with``/``async with`` it, or decorate a function (sync or async).
-
-    Limits given here override the policy file and the environment, limit by limit.
-    ``warn_at`` defaults to the policy's (0.8). ``on_exceed``: ``"kill"`` (default: refuse
-    the next call), ``"alert"`` (record and log, never refuse), or a callable that gets a
-    :class:`TaskState` and returns a :class:`Grant`, new :class:`Limits`, or ``None`` to
-    stop. ``reserve=True`` refuses a call whose worst case would cross ``max_usd``.
-    ``task_id`` defaults to a random 32-hex id. ``clock`` (seconds, monotonic) times
-    ``max_seconds``, the wall time and tool batches; default ``time.monotonic``.
-    """
-    return Task(
-        name,
-        max_usd=max_usd,
-        max_tokens=max_tokens,
-        max_iterations=max_iterations,
-        max_seconds=max_seconds,
-        max_tool_calls=max_tool_calls,
-        warn_at=warn_at,
-        on_exceed=on_exceed,
-        task_id=task_id,
-        attributes=attributes,
-        reserve=reserve,
-        clock=clock,
-    )
+task = Task
+"""``otel_llm.task(name, *, max_usd=None, ...)``: the same as constructing :class:`Task`."""
 
 
 def current_task() -> Task | None:

@@ -69,23 +69,6 @@ def prefix_hash(parts: Sequence[Any]) -> str | None:
     return hashlib.blake2b(blob, digest_size=8).hexdigest()
 
 
-def estimate_tokens(*texts_or_objects: Any) -> int:
-    """A rough input-size estimate (4 characters a token) for the budget guard's reserve
-    check. Never used for what is recorded: recorded counts come from the provider."""
-    chars = 0
-    for item in texts_or_objects:
-        if item is None:
-            continue
-        if isinstance(item, str):
-            chars += len(item)
-        else:
-            try:
-                chars += len(json.dumps(item, default=str))
-            except (TypeError, ValueError):
-                chars += len(str(item))
-    return chars // 4
-
-
 class Telemetry:
     """The tracer, instruments and settings one instrumentor emits with."""
 
