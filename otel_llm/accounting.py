@@ -74,6 +74,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from otel_llm import attributes as attrs
+from otel_llm import failures
 from otel_llm.attributes import (
     BUDGET_GRANTS,
     BUDGET_LIMIT,
@@ -130,14 +131,9 @@ Clock = Callable[[], float]
 
 # -- telemetry-path failures ---------------------------------------------------------
 
-_logged: set[str] = set()
-
 
 def _log_once(what: str, exc: BaseException | None = None) -> None:
-    if what in _logged:
-        return
-    _logged.add(what)
-    logger.warning("otel-llm task accounting failed (%s); the call goes on untouched", what, exc_info=exc)
+    failures.log_once(logger, what, exc)
 
 
 # -- summaries -------------------------------------------------------------------------

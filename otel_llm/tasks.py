@@ -48,6 +48,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from otel_llm import attributes as attrs
+from otel_llm import failures
 from otel_llm.accounting import (  # noqa: F401  (re-exported)
     _LIVE,
     Clock,
@@ -56,7 +57,6 @@ from otel_llm.accounting import (  # noqa: F401  (re-exported)
     TaskSummary,
     _error_type,
     _log_once,
-    _logged,
     _ToolRecord,
     budget_logger,
     logger,
@@ -391,5 +391,5 @@ def _reset_for_tests() -> None:
         _Settings.tracer_provider = None
         _Settings.resource_cache = None
     _LIVE.clear()
-    _logged.clear()
+    failures.forget(logger)
     _ignored.clear()

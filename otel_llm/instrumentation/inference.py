@@ -31,7 +31,7 @@ from opentelemetry.semconv.attributes import error_attributes, server_attributes
 from opentelemetry.trace import SpanKind, Status, StatusCode, TracerProvider, get_tracer
 from opentelemetry.util.types import AttributeValue
 
-from otel_llm import __version__, pricing, tasks
+from otel_llm import __version__, failures, pricing, tasks
 from otel_llm import attributes as attrs
 from otel_llm.instrumentation.instruments import instruments_for
 from otel_llm.usage import Usage
@@ -44,15 +44,10 @@ logger = logging.getLogger("otel_llm.instrumentation")
 CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 SCOPE = "otel_llm"
 
-_logged_failures: set[str] = set()
-
 
 def log_failure_once(what: str, exc: BaseException | None = None) -> None:
     """Log a telemetry-path failure the first time it happens in this process."""
-    if what in _logged_failures:
-        return
-    _logged_failures.add(what)
-    logger.warning("otel-llm telemetry failed (%s); the model call goes on untouched", what, exc_info=exc)
+    failures.log_once(logger, what, exc)
 
 
 def capture_content_enabled() -> bool:
