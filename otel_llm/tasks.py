@@ -161,7 +161,12 @@ class TaskCall:
 
 
 def enter_call(
-    provider: str, model: str | None, *, max_tokens: int | None, input_estimate: int, admit: bool = True
+    provider: str,
+    model: str | None,
+    *,
+    max_tokens: int | None,
+    input_estimate: int | Callable[[], int],
+    admit: bool = True,
 ) -> TaskCall | None:
     """Called by the instrumentation before each model call, before its span starts and
     before the request is sent. Raises :class:`BudgetExceeded` when the task's limits are
@@ -231,7 +236,11 @@ def enter_call(
 
 
 def _worst_case(
-    chain: list[Task], provider: str, model: str | None, max_tokens: int | None, input_estimate: int
+    chain: list[Task],
+    provider: str,
+    model: str | None,
+    max_tokens: int | None,
+    input_estimate: int | Callable[[], int],
 ) -> float | None:
     for member in chain:
         if member.reserve and member.limits.max_usd is not None:
@@ -240,9 +249,8 @@ def _worst_case(
         return None
     from otel_llm import pricing
 
-    cost = pricing.price(
-        Usage(input_tokens=max(input_estimate, 0), output_tokens=max_tokens or 0), model, provider
-    )
+    estimate = input_estimate() if callable(input_estimate) else input_estimate
+    cost = pricing.price(Usage(input_tokens=max(estimate, 0), output_tokens=max_tokens or 0), model, provider)
     return None if cost is None else cost.total_usd
 
 

@@ -945,7 +945,7 @@ def test_the_call_goes_on_when_reading_the_request_raises(otel, sim, client, mon
     def broken(*args, **kwargs):
         raise RuntimeError("reader is broken")
 
-    monkeypatch.setattr(openai_patch.messages, "chat_chars", broken)
+    monkeypatch.setattr(openai_patch.messages, "chat_prefix_hash", broken)
     sim.enqueue(Reply.text(ANSWER), Reply.text(ANSWER))
     completion = client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
     chunks = list(client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True))

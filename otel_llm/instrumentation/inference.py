@@ -19,7 +19,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -93,7 +93,9 @@ class InferenceRequest:
     max_tokens: int | None = None
     server_address: str | None = None
     server_port: int | None = None
-    input_estimate: int = 0
+    input_estimate: int | Callable[[], int] = 0
+    """Rough input tokens, for the guard's ``reserve`` check; a callable is evaluated only
+    when some task reserves against ``max_usd`` (it may walk the whole history)."""
     prefix_hash: str | None = None
     attributes: dict[str, AttributeValue] = field(default_factory=dict)
     """Further request attributes (temperature, content when captured, ...)."""

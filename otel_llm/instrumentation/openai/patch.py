@@ -140,7 +140,7 @@ def _request(
     *,
     stream: bool,
     max_tokens: int | None,
-    chars: int,
+    chars: Callable[[], int] | int,
     prefix: str | None,
     attributes: dict[str, Any],
     admit: bool = True,
@@ -155,7 +155,9 @@ def _request(
         max_tokens=max_tokens,
         server_address=host,
         server_port=port,
-        input_estimate=chars // 4,
+        # Walking the whole history is only worth it when a task reserves against its
+        # budget: the guard calls this then, and only then.
+        input_estimate=(lambda: chars() // 4) if callable(chars) else chars // 4,
         prefix_hash=prefix,
         attributes=attributes,
         admit=admit,
@@ -189,7 +191,7 @@ def _chat_request(telemetry: Telemetry, instance: Any, kwargs: dict[str, Any]) -
         kwargs.get("model"),
         stream=kwargs.get("stream") is True,
         max_tokens=max_tokens,
-        chars=messages.chat_chars(msgs),
+        chars=lambda: messages.chat_chars(msgs),
         prefix=messages.chat_prefix_hash(msgs, kwargs.get("tools")),
         attributes=attributes,
     )
@@ -207,9 +209,10 @@ def _responses_request(telemetry: Telemetry, instance: Any, kwargs: dict[str, An
         system = messages.system_instructions(instructions)
         if system is not None:
             attributes[gen_ai.GEN_AI_SYSTEM_INSTRUCTIONS] = system
-    chars = messages.responses_chars(input_)
-    if isinstance(instructions, str):
-        chars += len(instructions)
+
+    def chars() -> int:
+        return messages.responses_chars(input_) + (len(instructions) if isinstance(instructions, str) else 0)
+
     return _request(
         telemetry,
         instance,
@@ -252,7 +255,7 @@ def _embeddings_request(telemetry: Telemetry, instance: Any, kwargs: dict[str, A
         kwargs.get("model"),
         stream=False,
         max_tokens=None,
-        chars=messages.embeddings_chars(kwargs.get("input")),
+        chars=lambda: messages.embeddings_chars(kwargs.get("input")),
         prefix=None,
         attributes=attributes,
     )
