@@ -142,16 +142,22 @@ class Cost:
     """``genai-prices X.Y.Z`` or ``override``."""
 
     def span_attributes(self) -> dict[str, float | str]:
-        """The ``otel_llm.cost.*`` and ``otel_llm.price.source`` span attributes."""
-        return {
+        """The ``otel_llm.cost.*`` and ``otel_llm.price.source`` span attributes.
+
+        The three cache parts are left out when all are zero (a call that neither read
+        nor wrote the cache): they say nothing the token counts do not, and every span
+        attribute costs the SDK on every call. Readers take a missing part as 0."""
+        out: dict[str, float | str] = {
             attrs.COST_USD: self.total_usd,
             attrs.COST_INPUT_USD: self.input_usd,
             attrs.COST_OUTPUT_USD: self.output_usd,
-            attrs.COST_CACHE_READ_USD: self.cache_read_usd,
-            attrs.COST_CACHE_WRITE_USD: self.cache_write_usd,
-            attrs.COST_CACHE_SAVINGS_USD: self.cache_savings_usd,
             attrs.PRICE_SOURCE: self.source,
         }
+        if self.cache_read_usd or self.cache_write_usd or self.cache_savings_usd:
+            out[attrs.COST_CACHE_READ_USD] = self.cache_read_usd
+            out[attrs.COST_CACHE_WRITE_USD] = self.cache_write_usd
+            out[attrs.COST_CACHE_SAVINGS_USD] = self.cache_savings_usd
+        return out
 
 
 _Rate = Decimal | TieredPrices | None

@@ -112,7 +112,8 @@ def _costs(span: ReadableSpan) -> tuple[float, float, float, float]:
         a[attrs.COST_USD],
         a[attrs.COST_INPUT_USD],
         a[attrs.COST_OUTPUT_USD],
-        a[attrs.COST_CACHE_READ_USD],
+        # Left out when the call did not touch the cache (an absent part is 0).
+        a.get(attrs.COST_CACHE_READ_USD, 0.0),
     )
 
 
@@ -130,6 +131,7 @@ def _assert_simple_chat(span: ReadableSpan, response_id: str, *, stream: bool) -
     assert a[gen_ai.GEN_AI_REQUEST_STREAM] is stream
     assert _usage(span) == (7, 2, 0, 0, 0)
     assert _costs(span) == (COST_TOTAL, COST_INPUT, COST_OUTPUT, 0.0)
+    assert attrs.COST_CACHE_SAVINGS_USD not in span.attributes  # no cache tokens, no cache parts
     assert a[attrs.PRICE_SOURCE] == SOURCE
     assert "error.type" not in a
 

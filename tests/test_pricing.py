@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -590,3 +591,29 @@ def test_a_bad_override_file_keeps_the_overrides_loaded_before(tmp_path: Path):
     with pytest.raises(ValueError, match="expected a list"):
         load_overrides(bad)
     assert price(Usage(input_tokens=1_000_000), "acme-llm-large").input_usd == 4.0
+
+
+def test_usage_sum_adds_every_field() -> None:
+    names = [f.name for f in dataclasses.fields(Usage)]
+    left = Usage(*range(1, len(names) + 1))
+    right = Usage(*range(100, 100 + len(names)))
+    total = left + right
+    assert [getattr(total, n) for n in names] == [getattr(left, n) + getattr(right, n) for n in names]
+
+
+def test_cost_attributes_leave_out_cache_parts_only_when_the_cache_was_not_touched() -> None:
+    plain = price(Usage(input_tokens=1_000, output_tokens=100), "gpt-4o", "openai")
+    assert plain is not None
+    assert set(plain.span_attributes()) == {
+        attrs.COST_USD,
+        attrs.COST_INPUT_USD,
+        attrs.COST_OUTPUT_USD,
+        attrs.PRICE_SOURCE,
+    }
+    cached = price(
+        Usage(input_tokens=2_048, output_tokens=100, cache_read_input_tokens=1_024), "gpt-4o", "openai"
+    )
+    assert cached is not None
+    assert cached.span_attributes()[attrs.COST_CACHE_READ_USD] == _mtok(1_024, "1.25")
+    assert cached.span_attributes()[attrs.COST_CACHE_WRITE_USD] == 0.0
+    assert cached.span_attributes()[attrs.COST_CACHE_SAVINGS_USD] == _mtok(1_024, "1.25")
