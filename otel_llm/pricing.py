@@ -267,11 +267,20 @@ def price(
 def _cost(rate: _Rate, count: int, tier_tokens: int) -> Decimal:
     if rate is None or count <= 0:
         return _ZERO
-    if type(rate) is Decimal:
-        # calc_unit_price's arithmetic for a flat rate (Decimal times an int is exact, as
-        # its Decimal(count) is) without its conversions: the same Decimal, bit for bit.
-        return rate * count / _MTOK
-    return calc_unit_price(rate, count, tier_tokens, _MTOK)
+    if type(rate) is not Decimal:
+        if type(rate) is not TieredPrices:
+            return calc_unit_price(rate, count, tier_tokens, _MTOK)
+        # calc_unit_price's tier rule: the highest tier whose start the call's input
+        # exceeds prices every token of the call, else the base rate.
+        flat = rate.base
+        for tier in reversed(rate.tiers):
+            if tier_tokens > tier.start:
+                flat = tier.price
+                break
+        rate = flat
+    # calc_unit_price's arithmetic (Decimal times an int is exact, as its Decimal(count)
+    # is) without its conversions: the same Decimal, bit for bit.
+    return rate * count / _MTOK
 
 
 def _price_parts(usage: Usage, rates: _Rates) -> tuple[Decimal, Decimal, Decimal, Decimal, Decimal]:

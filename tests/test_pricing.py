@@ -249,6 +249,8 @@ def test_total_equals_genai_prices_calc_price_for_every_model_of_the_main_provid
             cache_creation_5m_input_tokens=20_000,
             cache_creation_1h_input_tokens=10_000,
         ),
+        # Exactly at a tier's start: still the base rate (a tier applies above its start).
+        Usage(input_tokens=200_000, output_tokens=10, cache_read_input_tokens=1000),
     ]
     checked = 0
     for provider_id, model in _every_priced_model():
@@ -370,13 +372,20 @@ def test_a_failure_inside_genai_prices_is_logged_once_and_gives_none(
 def test_a_failure_while_computing_is_logged_once_and_gives_none(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ):
-    def broken(*args):
-        raise ArithmeticError("boom")
+    class Broken:
+        """A price genai-prices cannot compute with."""
 
-    monkeypatch.setattr(pricing, "calc_unit_price", broken)
+        def __mul__(self, other: object) -> object:
+            raise ArithmeticError("boom")
+
+    monkeypatch.setattr(pricing, "_rates_of", lambda model_price: pricing._Rates(Broken(), Broken()))
+    pricing._resolve.cache_clear()
     caplog.set_level(logging.WARNING, logger="otel_llm.pricing")
-    for _ in range(3):
-        assert price(Usage(input_tokens=10), SONNET, "anthropic") is None
+    try:
+        for _ in range(3):
+            assert price(Usage(input_tokens=10), SONNET, "anthropic") is None
+    finally:
+        pricing._resolve.cache_clear()  # no broken rates left for later tests
     assert len(_pricing_warnings(caplog)) == 1
 
 
