@@ -70,6 +70,44 @@ def test_rows_are_batched_and_flushed_into_every_table(store: Backend) -> None:
     assert 1 <= stats["inserts"] <= 3
 
 
+def test_pipelined_inserts_keep_every_row_in_submission_order(store: Backend) -> None:
+    # Small chunks and a steady stream: the encoder runs ahead of the store thread, so
+    # several inserts happen, each taking the chunks encoded while the previous one ran.
+    with SpanWriter(store, WriterConfig(spool_dir=store.config.writer.spool_dir, batch_rows=500)) as writer:
+        for start in range(0, 20_000, 1000):
+            writer.submit(spans(1000, start=start))
+        assert writer.flush(timeout=60)
+        stats = writer.stats()
+    assert counts(store) == (20_000, 20_000, 20_000)
+    assert stats["inserts"] >= 2
+    assert stats["rows_inserted"] == 20_000
+    # Each insert is one block with a higher number than the last (part name
+    # <partition>_<min block>_<max block>_<level>): submission order = block order.
+    rows = store.query(
+        "SELECT reinterpretAsUInt64(reverse(unhex(SpanId))) AS n, toUInt64(splitByChar('_', _part)[2]) "
+        "FROM otel_traces ORDER BY n"
+    ).rows
+    assert [n for n, _ in rows] == list(range(1, 20_001))
+    blocks = [block for _, block in rows]
+    assert blocks == sorted(blocks)
+    assert len(set(blocks)) >= 2
+
+
+def test_rows_that_cannot_be_encoded_are_counted_and_the_rest_are_stored(store: Backend) -> None:
+    bad = spans(1, start=1000)
+    bad[0].timestamp_ns = "yesterday"  # type: ignore[assignment]
+    with SpanWriter(store) as writer:
+        writer.submit(spans(300))
+        assert writer.flush(timeout=30)
+        writer.submit(bad)
+        assert writer.flush(timeout=30)
+        writer.submit(spans(200, start=300))
+        assert writer.flush(timeout=30)
+        stats = writer.stats()
+    assert (stats["rows_inserted"], stats["rows_rejected"], stats["queue_rows"]) == (500, 1, 0)
+    assert counts(store) == (500, 500, 500)
+
+
 def test_a_chdb_outage_spools_and_replays_in_order_without_loss(tmp_path: Path) -> None:
     cfg, blocker = blocked_config(tmp_path)
     backend = open_backend(cfg)
@@ -223,7 +261,7 @@ def test_a_full_queue_blocks_then_refuses_and_keeps_what_it_accepted(tmp_path: P
     assert writer.flush(timeout=10)
     writer.submit(spans(100, start=100))  # cannot be spooled: stuck in the writer
     wait_until(lambda: writer.stats()["queue_rows"] == 0)
-    writer.submit(spans(300, start=200))  # the queue is now full
+    writer.submit(spans(300, start=200))  # the queue is now full (encoded or not, they count)
     with pytest.raises(QueueFull, match=r"300 rows are waiting to be written to otel_traces"):
         writer.submit(spans(1, start=500))
     assert writer.stats()["queue_full"] == 1

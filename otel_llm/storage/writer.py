@@ -1,13 +1,20 @@
 """Batched, bounded, outage-proof writes of spans (and budget events) to ClickHouse.
 
 ``SpanWriter(backend, config)`` takes :class:`~otel_llm.storage.records.SpanRecord`
-lists through :meth:`~BatchWriter.submit` and writes them from one background thread:
+lists through :meth:`~BatchWriter.submit` and writes them from two background threads,
+one after the other in a pipeline: the *encoder* turns buffered rows into Arrow columns
+while the *store* thread inserts what was encoded before (the insert runs inside
+ClickHouse with Python's GIL released, so encoding and inserting use two cores instead
+of taking turns). Encoded chunks pass from one to the other in order, through a list.
 
-- **Batching.** One columnar insert when ``batch_rows`` (1,000) rows are buffered or the
-  oldest buffered row is ``flush_interval`` (1 s) old, whichever comes first. Rows that
-  arrive while an insert runs go into the next one, so under load batches grow (up to
-  ``max_queue_rows``) and inserts stay at about one a second.
-- **Bounded memory.** At most ``max_queue_rows`` (100,000) rows wait in memory. When
+- **Batching.** Rows are encoded in a chunk when ``batch_rows`` (1,000) rows are
+  buffered or the oldest buffered row is ``flush_interval`` (1 s) old, whichever comes
+  first; every chunk encoded while an insert runs goes into the next insert, as one
+  batch. So under load batches grow (up to ``max_queue_rows``) and inserts stay at
+  about one a second.
+- **Bounded memory.** At most ``max_queue_rows`` (100,000) rows wait in memory:
+  buffered, being encoded, or encoded and waiting for the next insert (the batch inside
+  the running insert or spool write is not counted). When
   full, ``submit`` *blocks* up to ``block_timeout`` (5 s) and then raises
   :class:`~otel_llm.storage.errors.QueueFull`; nothing already accepted is dropped. The
   collector answers that with OTLP 503 + Retry-After, so the sender keeps the spans.
@@ -27,9 +34,10 @@ lists through :meth:`~BatchWriter.submit` and writes them from one background th
   (or :meth:`~BatchWriter.close`) returns: they are then in the store or in the spool.
   Rows submitted but not yet flushed live in memory and die with a killed process,
   like the upstream exporter's sending queue.
-- **Schema.** Before its first insert, and again after an outage, the writer applies
-  the schema migrations (``ensure_schema=True``), so a store that comes back empty
-  gets its tables before the replay.
+- **Schema.** When it starts (and, if the store was down then, before its first
+  insert), and again after an outage, the writer applies the schema migrations
+  (``ensure_schema=True``), so a store that comes back empty gets its tables before
+  the replay.
 - A batch the store refuses for good (:class:`~otel_llm.storage.errors.QueryError`)
   is kept in ``<spool>/rejected/`` with the reason, logged, and counted.
 """
@@ -41,6 +49,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -58,6 +67,19 @@ __all__ = ["BatchWriter", "BudgetEventWriter", "SpanWriter"]
 log = logging.getLogger(__name__)
 
 R = TypeVar("R")
+
+# Rows encoded at a time at most: small enough that the first insert of a burst starts
+# soon (the store thread waits for the first chunk), large enough that the encoder's
+# per-call cost does not show.
+_CHUNK_ROWS = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class _Encoded:
+    """Rows on their way from the encoder to the store; ``data`` is None if they could not be encoded."""
+
+    rows: int
+    data: pa.Table | None
 
 
 class BatchWriter(Generic[R]):
@@ -85,6 +107,12 @@ class BatchWriter(Generic[R]):
         self._cond = threading.Condition()
         self._buf: list[R] = []
         self._oldest: float | None = None
+        # Encoded chunks waiting for the store thread, oldest first, and the rows taken
+        # from _buf that the store thread has not taken yet (being encoded, or in _ready):
+        # they count as queued.
+        self._ready: list[_Encoded] = []
+        self._staged = 0
+        self._encoder_done = False
         self._accepted = 0
         self._durable = 0
         self._flush_requested = False
@@ -107,7 +135,10 @@ class BatchWriter(Generic[R]):
             ),
             0,
         )
-        self._thread = threading.Thread(target=self._run, name=f"otel-llm-writer-{table}", daemon=True)
+        name = f"otel-llm-writer-{table}"
+        self._encoder = threading.Thread(target=self._encode_loop, name=f"{name}-encoder", daemon=True)
+        self._thread = threading.Thread(target=self._store_loop, name=name, daemon=True)
+        self._encoder.start()
         self._thread.start()
 
     # -- producer side --------------------------------------------------------------
@@ -122,12 +153,12 @@ class BatchWriter(Generic[R]):
             if self._closing:
                 raise StorageError("the writer is closed")
             deadline = time.monotonic() + self.config.block_timeout
-            while self._buf and len(self._buf) + count > limit:
+            while self._queued_locked() and self._queued_locked() + count > limit:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     self._stats["queue_full"] += 1
                     raise QueueFull(
-                        f"{len(self._buf)} rows are waiting to be written to {self.table} "
+                        f"{self._queued_locked()} rows are waiting to be written to {self.table} "
                         f"(storage.writer.max_queue_rows={limit}); retry later"
                     )
                 self._cond.wait(remaining)
@@ -153,7 +184,9 @@ class BatchWriter(Generic[R]):
         with self._cond:
             self._closing = True
             self._cond.notify_all()
-        self._thread.join(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in (self._encoder, self._thread):
+            thread.join(None if deadline is None else max(deadline - time.monotonic(), 0))
         with self._cond:
             done = self._durable >= self._accepted and not self._thread.is_alive()
             done = done and not self._stats["rows_lost"]
@@ -172,7 +205,7 @@ class BatchWriter(Generic[R]):
         """Counters since start, plus the current queue and spool sizes."""
         with self._cond:
             out = dict(self._stats)
-            out["queue_rows"] = len(self._buf)
+            out["queue_rows"] = self._queued_locked()
         out["spool_batches"] = len(self.spool.pending())
         out["spool_bytes"] = self.spool.size_bytes
         return out
@@ -183,41 +216,87 @@ class BatchWriter(Generic[R]):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- the writer thread -----------------------------------------------------------
+    # -- the encoder thread -----------------------------------------------------------
+
+    def _queued_locked(self) -> int:
+        return len(self._buf) + self._staged
 
     def _due_locked(self) -> bool:
         if self._closing or self._flush_requested or len(self._buf) >= self.config.batch_rows:
             return bool(self._buf) or self._closing or self._flush_requested
         return self._oldest is not None and time.monotonic() - self._oldest >= self.config.flush_interval
 
-    def _run(self) -> None:
-        self._drain_spool(force=True)
+    def _encode_loop(self) -> None:
         while True:
             with self._cond:
                 while not self._due_locked():
-                    waits = [self.config.flush_interval]
+                    wait = self.config.flush_interval
                     if self._oldest is not None:
-                        waits.append(self._oldest + self.config.flush_interval - time.monotonic())
-                    if self.spool.size_bytes:
-                        waits.append(self._next_retry - time.monotonic())
-                    self._cond.wait(max(min(waits), 0.01))
-                    if self.spool.size_bytes and time.monotonic() >= self._next_retry:
-                        break
-                batch = self._buf[: self.config.max_queue_rows]
-                del self._buf[: len(batch)]
+                        wait = min(wait, self._oldest + self.config.flush_interval - time.monotonic())
+                    self._cond.wait(max(wait, 0.01))
+                chunk = self._buf[: max(self.config.batch_rows, _CHUNK_ROWS)]
+                del self._buf[: len(chunk)]
+                self._staged += len(chunk)
                 self._oldest = time.monotonic() if self._buf else None
                 if not self._buf:
                     self._flush_requested = False
                 closing = self._closing and not self._buf
-                self._cond.notify_all()  # room for blocked submitters
-            if batch:
-                self._write(batch)
-            self._drain_spool(force=closing)
+            encoded = self._encode_chunk(chunk)
             with self._cond:
-                self._durable += len(batch)
+                self._ready.append(encoded)
+                self._encoder_done = closing
                 self._cond.notify_all()
             if closing:
                 return
+
+    def _encode_chunk(self, chunk: list[R]) -> _Encoded:
+        if not chunk:
+            return _Encoded(0, None)
+        try:
+            return _Encoded(len(chunk), self._encode(chunk))
+        except Exception:
+            log.exception("cannot encode %d rows for %s; they are dropped", len(chunk), self.table)
+            return _Encoded(len(chunk), None)
+
+    # -- the store thread -------------------------------------------------------------
+
+    def _store_loop(self) -> None:
+        self._prepare_schema()
+        self._drain_spool(force=True)
+        while True:
+            with self._cond:
+                while not self._ready:
+                    waits = [self.config.flush_interval]
+                    if self.spool.size_bytes:
+                        if time.monotonic() >= self._next_retry:
+                            break
+                        waits.append(self._next_retry - time.monotonic())
+                    self._cond.wait(max(min(waits), 0.01))
+                chunks, self._ready = self._ready, []
+                closing = self._encoder_done  # set with the encoder's last chunk, taken just now
+                rows = sum(c.rows for c in chunks)
+                self._staged -= rows
+                self._cond.notify_all()  # room for blocked submitters
+            if chunks:
+                self._write(chunks)
+            self._drain_spool(force=closing)
+            with self._cond:
+                self._durable += rows
+                self._cond.notify_all()
+            if closing:
+                return
+
+    def _prepare_schema(self) -> None:
+        """Apply the schema as the thread starts, while the first rows are still coming in."""
+        if self._schema_ready:
+            return
+        try:
+            apply_schema(self.backend)
+            self._schema_ready = True
+        except BackendUnavailable as exc:
+            self._went_down(exc)
+        except QueryError as exc:  # the first insert applies it again, and reports what fails
+            log.warning("cannot apply the schema to %s yet: %s", self.backend.description, exc)
 
     def _insert(self, table: str, data: pa.Table, token: str) -> None:
         if not self._schema_ready:
@@ -225,13 +304,13 @@ class BatchWriter(Generic[R]):
             self._schema_ready = True
         self.backend.insert_arrow(table, data, dedup_token=token)
 
-    def _write(self, batch: list[R]) -> None:
-        try:
-            data = self._encode(batch)
-        except Exception:
-            log.exception("cannot encode %d rows for %s; they are dropped", len(batch), self.table)
-            self._stats["rows_rejected"] += len(batch)
+    def _write(self, chunks: list[_Encoded]) -> None:
+        """Insert the chunks encoded since the last insert as one batch (or spool it)."""
+        tables = [c.data for c in chunks if c.data is not None]
+        self._stats["rows_rejected"] += sum(c.rows for c in chunks if c.data is None)  # logged when encoded
+        if not tables:
             return
+        data = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
         token = f"otel-llm-{uuid.uuid4().hex}"
         if not self.spool.size_bytes and time.monotonic() >= self._next_retry:
             try:
