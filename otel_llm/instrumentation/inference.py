@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("otel_llm.instrumentation")
 
 CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+_perf_counter = time.perf_counter  # bound once: read on every stream chunk
 SCOPE = "otel_llm"
 
 
@@ -196,7 +197,7 @@ class InferenceCall:
 
     def chunk(self) -> None:
         """Note that a stream chunk arrived (time to first chunk, time per chunk)."""
-        now = time.perf_counter()
+        now = _perf_counter()
         if self._ttft is None:
             self._ttft = now - self._start
             self._first_chunk = now

@@ -48,14 +48,10 @@ class _StreamProxy(wrapt.ObjectProxy):
         super().__init__(wrapped)
         self._self_call = call
         self._self_accumulator = accumulator
+        # Bound once: the chunk path runs for every chunk of every stream.
+        self._self_tick = call.chunk
+        self._self_add = accumulator.add
         self._self_done = weakref.finalize(self, _end, call, accumulator, None)
-
-    def _self_chunk(self, chunk: Any) -> None:
-        try:
-            self._self_call.chunk()
-            self._self_accumulator.add(chunk)
-        except Exception as exc:
-            log_failure_once("reading a stream chunk", exc)
 
     def _self_end(self, error: BaseException | None = None) -> None:
         # detach() hands the callback to exactly one caller: this thread, another
@@ -72,14 +68,18 @@ class SyncStream(_StreamProxy):
 
     def __next__(self) -> Any:
         try:
-            chunk = self.__wrapped__.__next__()
+            chunk = next(self.__wrapped__)
         except StopIteration:
             self._self_end()
             raise
         except BaseException as exc:
             self._self_end(exc)
             raise
-        self._self_chunk(chunk)
+        try:  # inline, not a helper method: this runs for every chunk
+            self._self_tick()
+            self._self_add(chunk)
+        except Exception as exc:
+            log_failure_once("reading a stream chunk", exc)
         return chunk
 
     def __enter__(self) -> SyncStream:
@@ -114,7 +114,11 @@ class AsyncStream(_StreamProxy):
         except BaseException as exc:
             self._self_end(exc)
             raise
-        self._self_chunk(chunk)
+        try:  # inline, not a helper method: this runs for every chunk
+            self._self_tick()
+            self._self_add(chunk)
+        except Exception as exc:
+            log_failure_once("reading a stream chunk", exc)
         return chunk
 
     async def __aenter__(self) -> AsyncStream:
