@@ -966,3 +966,14 @@ def test_beta_tool_runner_turns_are_traced_through_beta_create(stream, instrumen
     assert tool_turn.attributes[gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS] == 7
     assert final_turn.attributes[gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS] == 1  # "done"
     assert final_turn.attributes[gen_ai.GEN_AI_REQUEST_STREAM] is stream
+
+
+def test_content_block_events_are_handed_to_the_accumulator_only_when_content_is_captured() -> None:
+    from anthropic.types import RawContentBlockDeltaEvent, RawMessageDeltaEvent, RawMessageStartEvent
+    from anthropic.types.beta import BetaRawContentBlockDeltaEvent
+
+    plain = anthropic_patch.MessageAccumulator(capture=False)
+    assert {RawContentBlockDeltaEvent, BetaRawContentBlockDeltaEvent} <= plain.skip
+    # The events that carry usage, model and stop reason always reach it.
+    assert not {RawMessageStartEvent, RawMessageDeltaEvent} & plain.skip
+    assert anthropic_patch.MessageAccumulator(capture=True).skip == frozenset()

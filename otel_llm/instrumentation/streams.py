@@ -28,6 +28,10 @@ class StreamAccumulator:
 
     __slots__ = ()
 
+    skip: frozenset[type] = frozenset()
+    """Chunk classes :meth:`add` would ignore: they are not handed to it at all (most of
+    a stream's chunks are text deltas, and every call per chunk shows on a long stream)."""
+
     def add(self, chunk: Any) -> None:
         """Take one chunk (called for every chunk, in order)."""
 
@@ -51,6 +55,7 @@ class _StreamProxy(wrapt.ObjectProxy):
         # Bound once: the chunk path runs for every chunk of every stream.
         self._self_tick = call.chunk
         self._self_add = accumulator.add
+        self._self_skip = accumulator.skip
         self._self_done = weakref.finalize(self, _end, call, accumulator, None)
 
     def _self_end(self, error: BaseException | None = None) -> None:
@@ -77,7 +82,8 @@ class SyncStream(_StreamProxy):
             raise
         try:  # inline, not a helper method: this runs for every chunk
             self._self_tick()
-            self._self_add(chunk)
+            if chunk.__class__ not in self._self_skip:
+                self._self_add(chunk)
         except Exception as exc:
             log_failure_once("reading a stream chunk", exc)
         return chunk
@@ -116,7 +122,8 @@ class AsyncStream(_StreamProxy):
             raise
         try:  # inline, not a helper method: this runs for every chunk
             self._self_tick()
-            self._self_add(chunk)
+            if chunk.__class__ not in self._self_skip:
+                self._self_add(chunk)
         except Exception as exc:
             log_failure_once("reading a stream chunk", exc)
         return chunk

@@ -20,6 +20,7 @@ Its other spans (``count_tokens``, batches, sessions, ...) are left alone.
 
 from __future__ import annotations
 
+import importlib
 import json
 import weakref
 from collections.abc import Callable, Mapping, Sequence
@@ -299,6 +300,32 @@ _USAGE_FIELDS = (
 )
 
 
+_CONTENT_EVENT_NAMES = (
+    ("anthropic.types", "RawContentBlockStartEvent"),
+    ("anthropic.types", "RawContentBlockDeltaEvent"),
+    ("anthropic.types", "RawContentBlockStopEvent"),
+    ("anthropic.types.beta", "BetaRawContentBlockStartEvent"),
+    ("anthropic.types.beta", "BetaRawContentBlockDeltaEvent"),
+    ("anthropic.types.beta", "BetaRawContentBlockStopEvent"),
+)
+
+
+def _content_event_classes() -> frozenset[type]:
+    """The SDK's raw content block event classes (messages and beta), where present."""
+    found: set[type] = set()
+    for module, name in _CONTENT_EVENT_NAMES:
+        try:
+            cls = getattr(importlib.import_module(module), name, None)
+        except ImportError:
+            continue
+        if isinstance(cls, type):
+            found.add(cls)
+    return frozenset(found)
+
+
+_CONTENT_EVENTS = _content_event_classes()
+
+
 class MessageAccumulator(StreamAccumulator):
     """Collects a streamed message's usage and metadata from its raw events.
 
@@ -309,10 +336,12 @@ class MessageAccumulator(StreamAccumulator):
     ``message_start`` alone.
     """
 
-    __slots__ = ("_capture", "_diagnostics", "_id", "_model", "_parts", "_stop_reason", "_usage")
+    __slots__ = ("_capture", "_diagnostics", "_id", "_model", "_parts", "_stop_reason", "_usage", "skip")
 
     def __init__(self, capture: bool = False) -> None:
         self._capture = capture
+        # Content block events matter only when content is captured.
+        self.skip = frozenset() if capture else _CONTENT_EVENTS
         self._usage: dict[str, Any] | None = None
         self._model: str | None = None
         self._id: str | None = None
