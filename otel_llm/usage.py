@@ -28,9 +28,12 @@ TASK_USAGE_PREFIX = "otel_llm.task.usage."
 def _get(obj: Any, name: str) -> Any:
     if obj is None:
         return None
-    if isinstance(obj, Mapping):
+    if type(obj) is dict:  # exact checks first: the Mapping ABC check is slow
         return obj.get(name)
-    return getattr(obj, name, None)
+    value = getattr(obj, name, None)
+    if value is None and isinstance(obj, Mapping):
+        return obj.get(name)
+    return value
 
 
 def _int(value: Any) -> int:
@@ -113,7 +116,7 @@ class Usage:
     @classmethod
     def from_openai_chat(cls, usage: Any) -> Usage:
         """From an OpenAI ``CompletionUsage`` (chat completions, legacy completions)."""
-        if isinstance(usage, Mapping):
+        if type(usage) is dict or isinstance(usage, Mapping):
             prompt_tokens = usage.get("prompt_tokens")
             completion_tokens = usage.get("completion_tokens")
             prompt = usage.get("prompt_tokens_details")
