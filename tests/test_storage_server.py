@@ -120,16 +120,6 @@ def test_schema_is_applied_once_and_applying_again_changes_nothing(
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "ClickHouseBackend takes the user and password from urlsplit(url).username/.password, which are "
-        "still percent-encoded, so a password with any of :@/%?# (which a URL must encode) fails with 516. "
-        "Fix: in ClickHouseBackend.__init__, self._user = unquote(parts.username) if parts.username else "
-        "config.user, and self._password = unquote(parts.password) if parts.password else config.password "
-        "(from urllib.parse import unquote); _scrub then hides the decoded password."
-    ),
-)
 def test_credentials_in_the_url_work_and_stay_out_of_the_description(
     server: ClickHouseHTTPServer, tmp_path: Path
 ) -> None:
@@ -282,15 +272,6 @@ def test_query_parameters_round_trip_exactly(backend: Backend) -> None:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        'clickhouse-connect binds a dict as JSON ({"k":"v"}) by default, which the server cannot parse as '
-        "a Map parameter (CANNOT_PARSE_QUOTED_STRING); the embedded backend binds it as {'k':'v'} "
-        "(statements.format_param). Fix: in ClickHouseBackend._client_or_connect, before get_client, call "
-        "clickhouse_connect.common.set_setting('dict_parameter_format', 'map')."
-    ),
-)
 def test_a_map_query_parameter_binds_as_on_the_embedded_engine(backend: Backend) -> None:
     assert backend.query("SELECT {m:Map(String, String)}", {"m": {"k": "v", "a'b": ""}}).scalar() == {
         "k": "v",
@@ -442,18 +423,6 @@ def test_a_server_down_when_the_writer_starts_spools_until_it_is_up(
         store.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "ClickHouseBackend._call maps every DatabaseError that is not an OperationalError to "
-        "QueryError, so a password rejected after connecting (code 516; also 192-194, and transient "
-        "server states such as TOO_MANY_PARTS 252, TABLE_IS_READ_ONLY 242, MEMORY_LIMIT_EXCEEDED 241, "
-        "TIMEOUT_EXCEEDED 159, TOO_MANY_SIMULTANEOUS_QUERIES 202) makes the writer move the batch to "
-        "rejected/ instead of spooling it. Fix: in _call, for ClickHouseError with "
-        "getattr(exc, 'code', None) in that set, drop the client and raise BackendUnavailable (as "
-        "_client_or_connect already does for the same 516 at connect)."
-    ),
-)
 def test_a_password_rejected_after_connecting_spools_instead_of_rejecting(
     server: ClickHouseHTTPServer, backend: Backend
 ) -> None:

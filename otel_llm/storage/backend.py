@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import pyarrow as pa
 
@@ -310,6 +310,14 @@ class ChdbBackend(Backend):
 # -- ClickHouse server -------------------------------------------------------------------
 
 
+# Server error codes that say the store cannot take the statement now, not that the
+# statement is wrong: authentication (AUTHENTICATION_FAILED 516, UNKNOWN_USER 192,
+# WRONG_PASSWORD 193, REQUIRED_PASSWORD 194) and passing states (TOO_MANY_PARTS 252,
+# TABLE_IS_READ_ONLY 242, MEMORY_LIMIT_EXCEEDED 241, TIMEOUT_EXCEEDED 159,
+# TOO_MANY_SIMULTANEOUS_QUERIES 202, SOCKET_TIMEOUT 209, NETWORK_ERROR 210).
+_SERVER_UNAVAILABLE_CODES = frozenset({516, 192, 193, 194, 252, 242, 241, 159, 202, 209, 210})
+
+
 class ClickHouseBackend(Backend):
     """A ClickHouse server over HTTP(S) (``config.url``), through clickhouse-connect."""
 
@@ -318,8 +326,9 @@ class ClickHouseBackend(Backend):
         parts = urlsplit(config.url or "")
         self._host = parts.hostname or "localhost"
         self._port = parts.port or (8443 if parts.scheme == "https" else 8123)
-        self._user = parts.username or config.user
-        self._password = parts.password or config.password
+        # urlsplit leaves them percent-encoded (a password with ":@/%?#" must be encoded in a URL).
+        self._user = unquote(parts.username) if parts.username else config.user
+        self._password = unquote(parts.password) if parts.password else config.password
         self._client: Any = None
         self._lock = threading.Lock()
         self._closed = False
@@ -337,8 +346,13 @@ class ClickHouseBackend(Backend):
         if self._client is not None:
             return self._client
         import clickhouse_connect
+        from clickhouse_connect.common import set_setting
         from clickhouse_connect.driver.exceptions import ClickHouseError
 
+        # Dict parameters as ClickHouse Map literals ({'k':'v'}), as the embedded backend
+        # binds them; clickhouse-connect's default (JSON) does not parse as a Map.
+        # A process-wide clickhouse-connect setting.
+        set_setting("dict_parameter_format", "map")
         try:
             client = clickhouse_connect.get_client(
                 host=self._host,
@@ -372,6 +386,11 @@ class ClickHouseBackend(Backend):
                 self._drop_client()
                 raise BackendUnavailable(f"lost {self.description}: {self._scrub(str(exc))}") from None
             except ClickHouseError as exc:
+                if getattr(exc, "code", None) in _SERVER_UNAVAILABLE_CODES:
+                    # Not this statement's fault: a rotated password, a server too busy or
+                    # read-only for now. The writer spools and retries instead of rejecting.
+                    self._drop_client()
+                    raise BackendUnavailable(f"{self.description}: {self._scrub(str(exc))}") from None
                 raise QueryError(self._scrub(str(exc))) from None
 
     def _drop_client(self) -> None:
