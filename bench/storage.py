@@ -1,15 +1,16 @@
 """Storage benchmark: span insert rate into embedded ClickHouse, query latency at 1M and 10M calls.
 
-    python bench/storage.py [--rows 1000000,10000000] [--spans 200000] [--repeat 3]
+    python bench/storage.py [--rows 1000000,10000000] [--spans 500000] [--repeat 3]
 
 1. Insert rate. Inference spans shaped like ours (27 attributes: gen_ai.*, otel_llm.cost.*,
    task and budget state) built as ``SpanRecord``s beforehand, then timed three ways, best
    of ``--repeat`` runs: (a) ``spans_to_arrow`` alone (Python encoding), (b) the backend
    insert of already encoded 50,000-span batches (chDB: otel_traces with its codecs and
    indexes, and every materialized view: llm_calls -> tasks, the trace-id lookup, task
-   spans, budget events), (c) end to end through ``SpanWriter`` with its default config,
-   spans submitted 1,000 at a time as a receiver does. (c) is the number held against the
-   target.
+   spans, budget events), and the same into a copy of otel_traces with no views (the
+   exporter-compatible table's own cost), (c) end to end through ``SpanWriter`` with its
+   default config, spans submitted 1,000 at a time as a receiver does. (c) is the number
+   held against the target.
 2. Query latency. ``llm_calls`` is filled inside ClickHouse with ``numbers()`` (30 days,
    20 calls per task, 6 models, 1,000 prompt prefixes, 2 releases, 3 services, 2% errors,
    30% streamed) — the ``tasks`` view fills from it as in production. Every named query
@@ -190,6 +191,20 @@ def bench_inserts(backend: Backend, spans: list[SpanRecord], spool: Path, repeat
         assert backend.query("SELECT count() FROM llm_calls").scalar() == len(spans)
         return elapsed
 
+    # The same inserts into a copy of otel_traces with no views attached: what the
+    # exporter-compatible table alone costs, so the views' share is visible.
+    backend.execute("CREATE TABLE IF NOT EXISTS bench_otel_traces_alone AS otel_traces")
+
+    def insert_table_alone() -> float:
+        backend.execute("TRUNCATE TABLE bench_otel_traces_alone")
+        started = time.perf_counter()
+        for i, table in enumerate(tables):
+            token = f"bench-alone-{time.time_ns()}-{i}"
+            backend.insert_arrow("bench_otel_traces_alone", table, dedup_token=token)
+        elapsed = time.perf_counter() - started
+        assert backend.query("SELECT count() FROM bench_otel_traces_alone").scalar() == len(spans)
+        return elapsed
+
     writer_inserts = []
 
     def writer() -> float:
@@ -210,6 +225,7 @@ def bench_inserts(backend: Backend, spans: list[SpanRecord], spool: Path, repeat
         "attributes_per_span": len(spans[0].span_attributes),
         "encode_rows_per_s": best_rate(len(spans), encode, repeat),
         "insert_encoded_50k_rows_per_s": best_rate(len(spans), insert_encoded, repeat),
+        "insert_encoded_no_views_rows_per_s": best_rate(len(spans), insert_table_alone, repeat),
         "writer_rows_per_s": best_rate(len(spans), writer, repeat),
         "writer_inserts": writer_inserts,
     }
@@ -266,7 +282,7 @@ def fill_calls(backend: Backend, rows: int, offset: int, start: dt.datetime, day
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", default="1000000,10000000", help="llm_calls sizes to query at")
-    parser.add_argument("--spans", type=int, default=200_000, help="spans for the insert benchmark")
+    parser.add_argument("--spans", type=int, default=500_000, help="spans for the insert benchmark")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "storage.json"))
     args = parser.parse_args()
@@ -299,6 +315,8 @@ def main() -> None:
     print(f"\nInsert ({inserts['spans']:,} LLM spans, full MV chain, chDB, {os.cpu_count()} cores)")
     print(f"  encode only (spans_to_arrow)      {inserts['encode_rows_per_s']:>10,} spans/s")
     print(f"  insert only (encoded, 50k/insert) {inserts['insert_encoded_50k_rows_per_s']:>10,} spans/s")
+    alone = inserts["insert_encoded_no_views_rows_per_s"]
+    print(f"  ... into otel_traces alone, no views {alone:>7,} spans/s")
     writer_rate, writer_inserts = inserts["writer_rows_per_s"], inserts["writer_inserts"]
     print(
         f"  SpanWriter end to end (defaults)  {writer_rate:>10,} spans/s  (inserts per run: {writer_inserts})"
