@@ -7,8 +7,10 @@ parent directory should be), or clickhouse-connect pointed at a closed local por
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +20,7 @@ from test_storage_fixtures import NOW, config_fixture, llm_span, make_config, ns
 
 from otel_llm.storage.backend import Backend, open_backend
 from otel_llm.storage.config import StorageConfig, WriterConfig
-from otel_llm.storage.errors import QueueFull
+from otel_llm.storage.errors import QueueFull, StorageError
 from otel_llm.storage.migrations import apply_schema
 from otel_llm.storage.records import BudgetEventRecord, SpanRecord
 from otel_llm.storage.spool import Spool
@@ -304,3 +306,72 @@ def test_budget_events_are_written_with_exact_values(store: Backend) -> None:
 def test_one_spool_directory_cannot_serve_two_writers(store: Backend) -> None:
     with SpanWriter(store), pytest.raises(Exception, match="is in use by another process"):
         SpanWriter(store)
+
+
+def test_a_submit_still_waiting_when_the_writer_closes_is_refused_not_lost(tmp_path: Path) -> None:
+    # Store down and spool full after one batch: the store thread waits for room, the
+    # queue fills behind it, and the next submit waits for space.
+    _, _blocker = blocked_config(tmp_path)
+    cfg = make_config(tmp_path, batch_rows=100, max_queue_rows=1000, block_timeout=30, spool_max_bytes=1)
+    cfg = cfg.with_(path=str(_blocker / "ch"))
+    backend = open_backend(cfg)
+    writer = SpanWriter(backend)
+    writer.submit(spans(1000))  # spooled: the first batch always fits
+    wait_until(lambda: writer.stats()["rows_spooled"] == 1000)
+    writer.submit(spans(1000, start=1000))  # taken by the store thread, which waits for room
+    writer.submit(spans(1000, start=2000))  # queued behind it: the queue is full
+    outcome: dict[str, BaseException | None] = {}
+
+    def late() -> None:
+        try:
+            writer.submit(spans(500, start=3000))
+            outcome["error"] = None
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    waiting = threading.Thread(target=late)
+    waiting.start()
+    time.sleep(0.3)
+    assert "error" not in outcome  # still waiting for room
+    assert writer.close(timeout=10) is False  # what was neither stored nor spooled is reported
+    waiting.join(10)
+    assert isinstance(outcome["error"], StorageError)
+    assert "closed" in str(outcome["error"])
+    stats = writer.stats()
+    assert (stats["rows_spooled"], stats["rows_lost"], stats["rows_submitted"]) == (1000, 2000, 3000)
+    backend.close()
+
+
+def test_a_spool_the_disk_refuses_holds_the_rows_until_it_can_write(tmp_path: Path) -> None:
+    cfg, blocker = blocked_config(tmp_path)
+    backend = open_backend(cfg)
+    writer = SpanWriter(backend)
+    directory = writer.spool.directory
+    shutil.rmtree(directory)
+    directory.write_text("not a directory")  # every spool write now fails with an OSError
+    writer.submit(spans(300))
+    assert writer.flush(timeout=1) is False  # neither stored nor spooled yet...
+    assert writer._thread.is_alive()  # ...and the writer is still there, retrying
+    directory.unlink()
+    directory.mkdir()
+    assert writer.flush(timeout=30)
+    assert writer.stats()["rows_spooled"] == 300
+    blocker.unlink()  # the store comes back: the spooled rows are replayed
+    writer.submit(spans(200, start=300))
+    assert writer.flush(timeout=30)
+    assert writer.close()
+    assert counts(backend) == (500, 500, 500)
+    backend.close()
+
+
+def test_an_unreadable_spool_file_is_set_aside_and_writing_goes_on(config: StorageConfig) -> None:
+    directory = Path(config.writer.spool_dir) / "otel_traces"
+    directory.mkdir(parents=True)
+    (directory / f"{1:020d}-otel_traces-garbage.arrows").write_bytes(b"not an arrow stream")
+    backend = open_backend(config)
+    with SpanWriter(backend) as writer:
+        writer.submit(spans(50))
+        assert writer.flush(timeout=30)
+    assert (directory / "rejected" / f"{1:020d}-otel_traces-garbage.arrows").exists()
+    assert counts(backend) == (50, 50, 50)
+    backend.close()

@@ -162,6 +162,8 @@ class BatchWriter(Generic[R]):
                         f"(storage.writer.max_queue_rows={limit}); retry later"
                     )
                 self._cond.wait(remaining)
+                if self._closing:  # closed while this call waited: its rows would be lost
+                    raise StorageError("the writer is closed")
             self._buf.extend(records)
             if self._oldest is None:
                 self._oldest = time.monotonic()
@@ -237,7 +239,8 @@ class BatchWriter(Generic[R]):
                 chunk = self._buf[: max(self.config.batch_rows, _CHUNK_ROWS)]
                 del self._buf[: len(chunk)]
                 self._staged += len(chunk)
-                self._oldest = time.monotonic() if self._buf else None
+                if not self._buf:
+                    self._oldest = None  # rows left behind are as old as before: still due
                 if not self._buf:
                     self._flush_requested = False
                 closing = self._closing and not self._buf
@@ -261,8 +264,12 @@ class BatchWriter(Generic[R]):
     # -- the store thread -------------------------------------------------------------
 
     def _store_loop(self) -> None:
-        self._prepare_schema()
-        self._drain_spool(force=True)
+        try:
+            self._prepare_schema()
+            self._drain_spool(force=True)
+        except Exception:
+            log.exception("replaying the %s spool at start failed; retrying later", self.table)
+            self._next_retry = time.monotonic() + self._delay
         while True:
             with self._cond:
                 while not self._ready:
@@ -278,8 +285,19 @@ class BatchWriter(Generic[R]):
                 self._staged -= rows
                 self._cond.notify_all()  # room for blocked submitters
             if chunks:
-                self._write(chunks)
-            self._drain_spool(force=closing)
+                try:
+                    self._write(chunks)
+                except Exception:
+                    # Not an outage, not a refusal: a bug or the machine. The rows cannot be
+                    # kept; the thread must live on, or flush() would wait forever.
+                    lost = sum(c.rows for c in chunks if c.data is not None)
+                    log.exception("writing %d rows to %s failed; they are lost", lost, self.table)
+                    self._stats["rows_lost"] += lost
+            try:
+                self._drain_spool(force=closing)
+            except Exception:
+                log.exception("replaying the %s spool failed; retrying later", self.table)
+                self._next_retry = time.monotonic() + self._delay
             with self._cond:
                 self._durable += rows
                 self._cond.notify_all()
@@ -336,19 +354,20 @@ class BatchWriter(Generic[R]):
                 spooled = self.spool.append(self.table, token, data)
                 self._full_logged = False
                 return spooled
-            except SpoolFull as exc:
+            except (SpoolFull, OSError) as exc:  # full, or the disk refuses (ENOSPC, EACCES)
                 if self._closing:
                     log.error("%s; closing, so %d unflushed rows are lost", exc, data.num_rows)
                     self._stats["rows_lost"] += data.num_rows
                     return None
                 if not self._full_logged:
-                    log.error("%s; waiting for the store to come back", exc)
+                    log.error("cannot spool: %s; waiting for the store to come back", exc)
                     self._full_logged = True
                 time.sleep(self._delay)
                 self._drain_spool(force=True)
 
-    def _reject(self, batch: SpooledBatch, reason: str) -> None:
-        rows = batch.load().num_rows
+    def _reject(self, batch: SpooledBatch, reason: str, rows: int | None = None) -> None:
+        if rows is None:
+            rows = batch.load().num_rows
         target = self.spool.reject(batch, reason)
         self._stats["rows_rejected"] += rows
         log.error(
@@ -376,7 +395,7 @@ class BatchWriter(Generic[R]):
             try:
                 data = batch.load()
             except (OSError, pa.ArrowInvalid) as exc:
-                self._reject(batch, f"unreadable spool file: {exc}")
+                self._reject(batch, f"unreadable spool file: {exc}", rows=0)  # its rows cannot be counted
                 continue
             try:
                 self._insert(batch.table, data, batch.token)
