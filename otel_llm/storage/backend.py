@@ -313,9 +313,11 @@ class ChdbBackend(Backend):
 # Server error codes that say the store cannot take the statement now, not that the
 # statement is wrong: authentication (AUTHENTICATION_FAILED 516, UNKNOWN_USER 192,
 # WRONG_PASSWORD 193, REQUIRED_PASSWORD 194) and passing states (TOO_MANY_PARTS 252,
-# TABLE_IS_READ_ONLY 242, MEMORY_LIMIT_EXCEEDED 241, TIMEOUT_EXCEEDED 159,
-# TOO_MANY_SIMULTANEOUS_QUERIES 202, SOCKET_TIMEOUT 209, NETWORK_ERROR 210).
-_SERVER_UNAVAILABLE_CODES = frozenset({516, 192, 193, 194, 252, 242, 241, 159, 202, 209, 210})
+# TABLE_IS_READ_ONLY 242, TOO_MANY_SIMULTANEOUS_QUERIES 202, SOCKET_TIMEOUT 209,
+# NETWORK_ERROR 210). Not MEMORY_LIMIT_EXCEEDED or TIMEOUT_EXCEEDED: a batch too big for
+# the server's limits would fail the same way on every replay and hold the spool up, so
+# it is refused (kept in rejected/) instead.
+_SERVER_UNAVAILABLE_CODES = frozenset({516, 192, 193, 194, 252, 242, 202, 209, 210})
 
 
 class ClickHouseBackend(Backend):
@@ -346,13 +348,8 @@ class ClickHouseBackend(Backend):
         if self._client is not None:
             return self._client
         import clickhouse_connect
-        from clickhouse_connect.common import set_setting
         from clickhouse_connect.driver.exceptions import ClickHouseError
 
-        # Dict parameters as ClickHouse Map literals ({'k':'v'}), as the embedded backend
-        # binds them; clickhouse-connect's default (JSON) does not parse as a Map.
-        # A process-wide clickhouse-connect setting.
-        set_setting("dict_parameter_format", "map")
         try:
             client = clickhouse_connect.get_client(
                 host=self._host,
@@ -402,10 +399,10 @@ class ClickHouseBackend(Backend):
                 log.debug("closing a broken ClickHouse client failed", exc_info=True)
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
-        self._call("command", sql, parameters=dict(params or {}))
+        self._call("command", sql, parameters=_bind(params))
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult:
-        result = self._call("query", sql, parameters=dict(params or {}))
+        result = self._call("query", sql, parameters=_bind(params))
         rows = [tuple(_utc(v) for v in row) for row in result.result_rows]
         return QueryResult(list(result.column_names), rows)
 
@@ -422,6 +419,27 @@ class ClickHouseBackend(Backend):
         with self._lock:
             self._drop_client()
             self._closed = True
+
+
+class _Text:
+    """A parameter value already in ClickHouse's text format: clickhouse-connect sends
+    objects it does not know as ``str(value)``, unescaped (a ``str`` it would escape)."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def _bind(params: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Query parameters for clickhouse-connect. Dicts go as ClickHouse Map text
+    (``{'k':'v'}``), as the embedded backend binds them: clickhouse-connect would send
+    JSON, which the server cannot read as a Map (its ``dict_parameter_format`` setting
+    would change that for every client in the process)."""
+    return {k: _Text(format_param(v)) if isinstance(v, Mapping) else v for k, v in (params or {}).items()}
 
 
 def _utc(value: Any) -> Any:
