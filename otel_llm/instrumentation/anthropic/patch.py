@@ -20,6 +20,7 @@ Its other spans (``count_tokens``, batches, sessions, ...) are left alone.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import weakref
@@ -310,8 +311,10 @@ _CONTENT_EVENT_NAMES = (
 )
 
 
+@functools.cache
 def _content_event_classes() -> frozenset[type]:
-    """The SDK's raw content block event classes (messages and beta), where present."""
+    """The SDK's raw content block event classes (messages and beta), where present;
+    imported at the first stream, not with this module."""
     found: set[type] = set()
     for module, name in _CONTENT_EVENT_NAMES:
         try:
@@ -321,9 +324,6 @@ def _content_event_classes() -> frozenset[type]:
         if isinstance(cls, type):
             found.add(cls)
     return frozenset(found)
-
-
-_CONTENT_EVENTS = _content_event_classes()
 
 
 class MessageAccumulator(StreamAccumulator):
@@ -341,7 +341,7 @@ class MessageAccumulator(StreamAccumulator):
     def __init__(self, capture: bool = False) -> None:
         self._capture = capture
         # Content block events matter only when content is captured.
-        self.skip = frozenset() if capture else _CONTENT_EVENTS
+        self.skip = frozenset() if capture else _content_event_classes()
         self._usage: dict[str, Any] | None = None
         self._model: str | None = None
         self._id: str | None = None
