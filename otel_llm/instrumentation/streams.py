@@ -10,7 +10,9 @@ A wrapped stream behaves as the SDK's own object (``wrapt.ObjectProxy``: attribu
 - the stream being dropped unfinished (``break`` and the last reference gone): a
   ``weakref.finalize`` hook ends the span with what had arrived. This is the one path
   that depends on garbage collection; in CPython it runs as soon as the stream is
-  unreferenced, and at the latest at interpreter exit.
+  unreferenced (for stream helpers that sit in a reference cycle, such as Anthropic's
+  ``MessageStream``, at the next cyclic collection), and at the latest at interpreter
+  exit.
 """
 
 from __future__ import annotations
