@@ -8,14 +8,13 @@ child is killed and started again on the same port and data directory.
 from __future__ import annotations
 
 import datetime as dt
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 from clickhouse_http import ClickHouseHTTPServer, TlsFiles, self_signed_cert
-from test_storage_fixtures import NOW, llm_span, make_config
+from test_storage_fixtures import NOW, llm_span, make_config, wait_until
 from test_storage_queries import BASE_END, BASE_START, END, START, dataset
 
 from otel_llm.storage import queries
@@ -59,14 +58,6 @@ def backend(server: ClickHouseHTTPServer, tmp_path: Path) -> Iterator[Backend]:
     apply_schema(store)
     yield store
     store.close()
-
-
-def wait_until(check: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        time.sleep(0.05)
 
 
 def counts(store: Backend) -> tuple[int, int, int]:

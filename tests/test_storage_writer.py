@@ -12,11 +12,18 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from test_storage_fixtures import NOW, config_fixture, llm_span, make_config, ns, store_fixture  # noqa: F401
+from test_storage_fixtures import (  # noqa: F401
+    NOW,
+    config_fixture,
+    llm_span,
+    make_config,
+    ns,
+    store_fixture,
+    wait_until,
+)
 
 from otel_llm.storage.backend import Backend, open_backend
 from otel_llm.storage.config import StorageConfig, WriterConfig
@@ -35,14 +42,6 @@ def spans(count: int, task: str = "w", start: int = 0) -> list[SpanRecord]:
         span.span_id = f"{i + 1:016x}"  # unique across processes
         out.append(span)
     return out
-
-
-def wait_until(check: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        time.sleep(0.05)
 
 
 def blocked_config(tmp_path: Path) -> tuple[StorageConfig, Path]:
