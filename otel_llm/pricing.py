@@ -97,7 +97,7 @@ _GENAI_PRICES_SOURCE = f"genai-prices {genai_prices.__version__}"
 ENV_PRICES = "OTEL_LLM_PRICES"
 
 _MTOK = 1_000_000
-_ZERO = Decimal(0)
+_ZERO = 0  # a neutral zero for both Decimal and pico-dollar sums
 
 # gen_ai.provider.name -> genai-prices provider id. Names not listed are passed through.
 _PROVIDER_IDS: Mapping[str, str] = {
@@ -160,7 +160,16 @@ class Cost:
         return out
 
 
-_Rate = Decimal | TieredPrices | None
+@dataclass(frozen=True, slots=True)
+class _PicoTiers:
+    """A tiered price in pico-dollars per token: ``base`` up to the first tier."""
+
+    base: int
+    tiers: tuple[tuple[int, int], ...]
+    """(start, price) pairs, highest start first."""
+
+
+_Rate = Decimal | TieredPrices | int | _PicoTiers | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +189,55 @@ class _Rates:
     cache_write_1h: _Rate = None
     output_reasoning: _Rate = None
     requests_per_k: _Rate = None
+    pico: bool = False
+    """True when every rate is an ``int`` (or ``_PicoTiers``) of pico-dollars (1e-12 USD)
+    per token, per request for ``requests_per_k``: see :func:`_in_pico`."""
+
+
+# Exact integer arithmetic. Prices are decimals with few digits: in pico-dollars per token
+# nearly all are whole numbers, and then a call's parts are exact integers and each float
+# is one correctly rounded int / int division, the same float the Decimal path gives.
+# It spares every call several Decimal operations and Decimal -> float conversions (each a
+# round trip through a string), which cost more than the rest of the pricing together.
+_PICO = 10**12
+
+
+def _pico_of(rate: _Rate, units_per_dollar_rate: int) -> int | _PicoTiers | None:
+    """``rate`` (USD per ``units_per_dollar_rate`` units) in pico-dollars per unit; raises
+    ``ValueError`` when that is not a whole number."""
+    if rate is None:
+        return None
+    if isinstance(rate, TieredPrices):
+        tiers = tuple((int(t.start), _whole(t.price, units_per_dollar_rate)) for t in reversed(rate.tiers))
+        return _PicoTiers(_whole(rate.base, units_per_dollar_rate), tiers)
+    if isinstance(rate, Decimal):
+        return _whole(rate, units_per_dollar_rate)
+    raise ValueError(f"unsupported price: {rate!r}")
+
+
+def _whole(rate: Decimal, units_per_dollar_rate: int) -> int:
+    scaled = rate * _PICO / units_per_dollar_rate
+    if scaled != scaled.to_integral_value():
+        raise ValueError(f"{rate} is not a whole number of pico-dollars")
+    return int(scaled)
+
+
+def _in_pico(rates: _Rates) -> _Rates:
+    """``rates`` in pico-dollars when every rate allows it, else ``rates`` as they are."""
+    try:
+        return _Rates(
+            input=_pico_of(rates.input, _MTOK),
+            output=_pico_of(rates.output, _MTOK),
+            cache_read=_pico_of(rates.cache_read, _MTOK),
+            cache_write=_pico_of(rates.cache_write, _MTOK),
+            cache_write_5m=_pico_of(rates.cache_write_5m, _MTOK),
+            cache_write_1h=_pico_of(rates.cache_write_1h, _MTOK),
+            output_reasoning=_pico_of(rates.output_reasoning, _MTOK),
+            requests_per_k=_pico_of(rates.requests_per_k, 1000),
+            pico=True,
+        )
+    except (ValueError, ArithmeticError):
+        return rates
 
 
 def _rates_of(model_price: ModelPrice) -> _Rates:
@@ -199,7 +257,7 @@ def _rates_of(model_price: ModelPrice) -> _Rates:
 class _Resolved:
     """A matched price source for one (provider, model)."""
 
-    __slots__ = ("_by_price", "_fixed", "_model", "source")
+    __slots__ = ("_by_price", "_model", "fixed", "source")
 
     def __init__(self, source: str, *, rates: _Rates | None = None, model: ModelInfo | None = None) -> None:
         self.source = source
@@ -207,18 +265,19 @@ class _Resolved:
         self._by_price: dict[int, tuple[ModelPrice, _Rates]] = {}
         if rates is None and model is not None and isinstance(model.prices, ModelPrice):
             rates = _rates_of(model.prices)
-        self._fixed = rates
+        self.fixed = None if rates is None else _in_pico(rates)
+        """The rates when they do not change with time (read first: no call)."""
 
     def rates(self, timestamp: datetime | None) -> _Rates:
-        if self._fixed is not None:
-            return self._fixed
+        if self.fixed is not None:
+            return self.fixed
         assert self._model is not None
         model_price = self._model.get_prices(timestamp or datetime.now(tz=UTC))
         # The snapshot's ModelPrice objects live as long as the snapshot (and so this
         # entry); the tuple keeps the object alive so its id stays unique.
         hit = self._by_price.get(id(model_price))
         if hit is None:
-            hit = self._by_price[id(model_price)] = (model_price, _rates_of(model_price))
+            hit = self._by_price[id(model_price)] = (model_price, _in_pico(_rates_of(model_price)))
         return hit[1]
 
 
@@ -248,11 +307,22 @@ def price(
     if resolved is None:
         return None
     try:
-        parts = _price_parts(usage, resolved.rates(timestamp))
+        rates = resolved.fixed or resolved.rates(timestamp)
+        parts = _price_parts(usage, rates)
     except Exception:
         _warn_once(provider, model, "pricing failed", exc_info=True)
         return None
     input_usd, output_usd, read_usd, write_usd, savings_usd = parts
+    if rates.pico:
+        return Cost(
+            total_usd=(input_usd + output_usd + read_usd + write_usd) / _PICO,
+            input_usd=input_usd / _PICO,
+            output_usd=output_usd / _PICO,
+            cache_read_usd=read_usd / _PICO,
+            cache_write_usd=write_usd / _PICO,
+            cache_savings_usd=savings_usd / _PICO,
+            source=resolved.source,
+        )
     return Cost(
         total_usd=float(input_usd + output_usd + read_usd + write_usd),
         input_usd=float(input_usd),
@@ -264,10 +334,22 @@ def price(
     )
 
 
-def _cost(rate: _Rate, count: int, tier_tokens: int) -> Decimal:
+def _cost(rate: _Rate, count: int, tier_tokens: int) -> Decimal | int:
+    """What ``count`` units at ``rate`` cost: an exact Decimal of USD, or an int of
+    pico-dollars for pico rates."""
     if rate is None or count <= 0:
         return _ZERO
-    if type(rate) is not Decimal:
+    kind = type(rate)
+    if kind is int:
+        return rate * count  # type: ignore[operator]
+    if kind is _PicoTiers:
+        flat = rate.base  # type: ignore[union-attr]
+        for start, tier_price in rate.tiers:  # type: ignore[union-attr]
+            if tier_tokens > start:
+                flat = tier_price
+                break
+        return flat * count
+    if kind is not Decimal:
         if type(rate) is not TieredPrices:
             return calc_unit_price(rate, count, tier_tokens, _MTOK)
         # calc_unit_price's tier rule: the highest tier whose start the call's input
@@ -283,8 +365,9 @@ def _cost(rate: _Rate, count: int, tier_tokens: int) -> Decimal:
     return rate * count / _MTOK
 
 
-def _price_parts(usage: Usage, rates: _Rates) -> tuple[Decimal, Decimal, Decimal, Decimal, Decimal]:
-    """(input, output, cache read, cache write, cache savings) in USD, exact."""
+def _price_parts(usage: Usage, rates: _Rates) -> tuple[Any, Any, Any, Any, Any]:
+    """(input, output, cache read, cache write, cache savings), exact: Decimals of USD,
+    or ints of pico-dollars when ``rates.pico``."""
     tier_tokens = usage.input_tokens
     read = usage.cache_read_input_tokens if rates.cache_read is not None else 0
     write_1h = usage.cache_creation_1h_input_tokens if rates.cache_write_1h is not None else 0
@@ -296,23 +379,30 @@ def _price_parts(usage: Usage, rates: _Rates) -> tuple[Decimal, Decimal, Decimal
     reasoning = usage.reasoning_output_tokens if rates.output_reasoning is not None else 0
     output = max(usage.output_tokens - reasoning, 0)
 
+    # Parts with no tokens are skipped here rather than in _cost: most calls touch no
+    # cache and no reasoning, and this runs on every call.
     input_usd = _cost(rates.input, uncached, tier_tokens)
-    read_usd = _cost(rates.cache_read, read, tier_tokens)
-    write_usd = (
-        _cost(rates.cache_write, write_rest, tier_tokens)
-        + _cost(rates.cache_write_5m, write_5m, tier_tokens)
-        + _cost(rates.cache_write_1h, write_1h, tier_tokens)
-    )
-    output_usd = _cost(rates.output, output, tier_tokens) + _cost(
-        rates.output_reasoning, reasoning, tier_tokens
-    )
+    read_usd = _cost(rates.cache_read, read, tier_tokens) if read > 0 else _ZERO
+    write_usd = _ZERO
+    if write_rest > 0:
+        write_usd += _cost(rates.cache_write, write_rest, tier_tokens)
+    if write_5m > 0:
+        write_usd += _cost(rates.cache_write_5m, write_5m, tier_tokens)
+    if write_1h > 0:
+        write_usd += _cost(rates.cache_write_1h, write_1h, tier_tokens)
+    output_usd = _cost(rates.output, output, tier_tokens)
+    if reasoning > 0:
+        output_usd += _cost(rates.output_reasoning, reasoning, tier_tokens)
     # All input at the plain rate: with no cache tokens that is the uncached part already.
     full_usd = (
         input_usd if uncached == usage.input_tokens else _cost(rates.input, usage.input_tokens, tier_tokens)
     )
     savings_usd = full_usd - (input_usd + read_usd + write_usd)
     if rates.requests_per_k is not None:
-        input_usd += calc_unit_price(rates.requests_per_k, 1, tier_tokens, 1000)
+        if rates.pico:
+            input_usd += rates.requests_per_k  # type: ignore[operator]
+        else:
+            input_usd += calc_unit_price(rates.requests_per_k, 1, tier_tokens, 1000)
     return input_usd, output_usd, read_usd, write_usd, savings_usd
 
 

@@ -221,8 +221,10 @@ def test_parts_sum_to_the_total(model: str, provider: str):
     )
     cost = price(usage, model, provider)
     assert cost is not None
-    parts = pricing._price_parts(usage, pricing._resolve(provider, model).rates(None))
-    assert float(sum(parts[:4])) == cost.total_usd
+    rates = pricing._resolve(provider, model).rates(None)
+    assert rates.pico  # these models' prices are whole pico-dollars per token
+    parts = pricing._price_parts(usage, rates)
+    assert sum(parts[:4]) / pricing._PICO == cost.total_usd
     floats = cost.input_usd + cost.output_usd + cost.cache_read_usd + cost.cache_write_usd
     assert math.isclose(floats, cost.total_usd, rel_tol=1e-15)
 
@@ -626,3 +628,42 @@ def test_cost_attributes_leave_out_cache_parts_only_when_the_cache_was_not_touch
     assert cached.span_attributes()[attrs.COST_CACHE_READ_USD] == _mtok(1_024, "1.25")
     assert cached.span_attributes()[attrs.COST_CACHE_WRITE_USD] == 0.0
     assert cached.span_attributes()[attrs.COST_CACHE_SAVINGS_USD] == _mtok(1_024, "1.25")
+
+
+def test_pico_dollar_arithmetic_gives_the_floats_of_the_exact_decimal_parts_for_every_model() -> None:
+    """The fast path (integers of pico-dollars) and the Decimal path give the same floats,
+    bit for bit, for every priced model of the main providers, cache and tiers included."""
+    cases = [
+        Usage(input_tokens=40, output_tokens=200),
+        Usage(
+            input_tokens=9000, output_tokens=900, cache_read_input_tokens=5000, reasoning_output_tokens=300
+        ),
+        Usage(
+            input_tokens=250_000,
+            output_tokens=2000,
+            cache_read_input_tokens=100_000,
+            cache_creation_input_tokens=30_000,
+            cache_creation_5m_input_tokens=20_000,
+            cache_creation_1h_input_tokens=10_000,
+        ),
+        Usage(input_tokens=200_000, output_tokens=10, cache_creation_input_tokens=7),
+    ]
+    models = 0
+    for _, model in _every_priced_model():
+        decimal_rates = pricing._rates_of(model.get_prices(WHEN))
+        rates = pricing._in_pico(decimal_rates)
+        assert rates.pico, model.id  # every price in the bundled data is whole pico-dollars
+        models += 1
+        for usage in cases:
+            exact = pricing._price_parts(usage, decimal_rates)
+            pico = pricing._price_parts(usage, rates)
+            assert [n / pricing._PICO for n in pico] == [float(d) for d in exact], (model.id, usage)
+            assert sum(pico[:4]) / pricing._PICO == float(sum(exact[:4])), (model.id, usage)
+    assert models > 300
+
+
+def test_a_price_finer_than_a_pico_dollar_a_token_is_priced_in_decimal() -> None:
+    rates = pricing._Rates(input=Decimal("0.0000001"), output=Decimal("1"))  # 0.1 pico-dollar a token
+    assert not pricing._in_pico(rates).pico
+    usage = Usage(input_tokens=10**7, output_tokens=1)
+    assert pricing._price_parts(usage, rates)[:2] == (Decimal("0.000001"), Decimal("0.000001"))
