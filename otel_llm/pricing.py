@@ -19,8 +19,10 @@ Conventions
   the call, cache included, and apply it to every token of the call (genai-prices' rule).
 - A flat per-request fee, where a model has one (Perplexity Sonar), is part of
   ``input_usd``.
-- Parts are computed in ``Decimal`` and converted to float at the end; the total is the
-  exact Decimal sum of the parts, so float parts match it to the last bit or two.
+- Parts are computed exactly and converted to float at the end: in integers of
+  pico-dollars (1e-12 USD) when every price of the model is a whole number of them (all
+  bundled prices are), else in ``Decimal``; both give the same floats. The total is the
+  exact sum of the parts, so float parts match it to the last bit or two.
 - ``cache_savings_usd`` = all input tokens at the plain input rate, minus what the input
   actually cost (uncached + cache reads + cache writes). Negative when the write premium
   was not earned back on this call.
