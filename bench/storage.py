@@ -241,6 +241,13 @@ def query_params(start: dt.datetime, end: dt.datetime, name: str) -> dict:
         "version_a": "1.4.0",
         "version_b": "1.5.0",
         "limit": 20,
+        # compare: last week, any release, against the weeks before on the old release
+        "a_start": start,
+        "a_end": split,
+        "a_version": "1.4.0",
+        "b_start": split,
+        "b_end": end,
+        "b_version": "",
     }
     if name == "drift":
         values["start"] = split

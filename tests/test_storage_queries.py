@@ -89,9 +89,17 @@ def run(store: Backend, name: str, **params: object) -> list[dict]:
 
 def test_every_query_is_known_and_declares_its_parameters() -> None:
     assert queries.names() == [
-        "budget_events", "cache_by_prefix", "drift", "model_mix", "summary", "task_cost", "task_iterations",
-        "token_ratio", "top_tasks", "ttft", "version_compare",
+        "budget_events", "cache_by_prefix", "compare", "drift", "model_mix", "summary", "task_cost",
+        "task_iterations", "token_ratio", "top_tasks", "ttft", "version_compare",
     ]  # fmt: skip
+    assert queries.parameters("drift") == {
+        "baseline_start": "DateTime64(9)", "baseline_end": "DateTime64(9)", "start": "DateTime64(9)",
+        "end": "DateTime64(9)", "service": "String",
+    }  # fmt: skip
+    assert queries.parameters("version_compare") == {
+        "start": "DateTime64(9)", "end": "DateTime64(9)", "version_a": "String", "version_b": "String",
+        "service": "String",
+    }  # fmt: skip
     assert queries.parameters("top_tasks") == {
         "start": "DateTime64(9)", "end": "DateTime64(9)", "service": "String", "limit": "UInt32",
     }  # fmt: skip
@@ -260,6 +268,20 @@ def test_version_compare_before_and_after(loaded: Backend) -> None:
     assert got["error_rate"] == (0.0, 0.1, None)
     unknown = run(loaded, "version_compare", start=BASE_START, end=END, version_a="9.9", version_b="2.0.0")
     assert {r["metric"]: r["a"] for r in unknown}["calls"] == 0.0
+
+
+def test_compare_mixes_a_window_and_a_version_per_cohort(loaded: Backend) -> None:
+    params = {"a_start": BASE_START, "a_end": BASE_END, "b_start": START, "b_end": END}
+    rows = run(loaded, "compare", **params, a_version="1.0.0", b_version="")
+    got = {r["metric"]: (r["a"], r["b"], r["change"]) for r in rows}
+    assert got["calls"] == (3.0, 10.0, round(10 / 3 - 1, 6))
+    assert got["tasks"] == (2.0, 4.0, 1.0)
+    none = {
+        r["metric"]: (r["a"], r["b"])
+        for r in run(loaded, "compare", **params, a_version="1.0.0", b_version="1.0.0")
+    }
+    assert none["calls"] == (3.0, 0.0)  # the current window has no 1.0.0 calls
+    assert none["tasks"] == (2.0, 0.0)
 
 
 def test_budget_events_newest_first(loaded: Backend) -> None:

@@ -285,6 +285,12 @@ QUERY_PARAMS = {
     "baseline_end": BASE_END,
     "version_a": "1.0.0",
     "version_b": "2.0.0",
+    "a_start": BASE_START,
+    "a_end": BASE_END,
+    "a_version": "1.0.0",
+    "b_start": START,
+    "b_end": END,
+    "b_version": "",
 }
 
 

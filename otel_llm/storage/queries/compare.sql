@@ -1,13 +1,16 @@
--- Each figure of [start, end) against its own baseline window [baseline_start, baseline_end)
--- (e.g. the last day against the 7 days before it): one row per metric with the
--- current value, the baseline value and change = current / baseline - 1 (NULL when the
--- baseline is 0 or empty). Per-task figures count tasks started in each window.
+-- Every figure for one cohort of calls (and of tasks) against another: cohort a is the
+-- calls in [a_start, a_end) of service.version a_version ('' = any version), cohort b
+-- likewise; tasks belong to a cohort by the time they started and their version. One
+-- row per metric with a, b and change = b / a - 1 (NULL when a is 0 or empty).
 -- Quantiles are exact (position floor(level * n)); values rounded to 1e-6.
+-- The named questions drift (a = the baseline window, b = the current one) and
+-- version_compare (a and b = two releases over one window) are this query
+-- (otel_llm/storage/queries.py).
 SELECT
     metric,
-    round(current_, 6) AS current,
-    round(baseline_, 6) AS baseline,
-    round(current_ / nullIf(baseline_, 0) - 1, 6) AS change
+    round(a_, 6) AS a,
+    round(b_, 6) AS b,
+    round(b_ / nullIf(a_, 0) - 1, 6) AS change
 FROM
 (
     SELECT
@@ -37,10 +40,15 @@ FROM
             toFloat64(quantileExactIf(0.95)(duration_ns, in_b) / 1e9)] AS b_values
         FROM
         (
-            SELECT *, timestamp >= {start:DateTime64(9)} AND timestamp < {end:DateTime64(9)} AS in_a, timestamp >= {baseline_start:DateTime64(9)} AND timestamp < {baseline_end:DateTime64(9)} AS in_b
+            SELECT
+                *,
+                timestamp >= {a_start:DateTime64(9)} AND timestamp < {a_end:DateTime64(9)}
+                    AND ({a_version:String} = '' OR service_version = {a_version:String}) AS in_a,
+                timestamp >= {b_start:DateTime64(9)} AND timestamp < {b_end:DateTime64(9)}
+                    AND ({b_version:String} = '' OR service_version = {b_version:String}) AS in_b
             FROM llm_calls
-            WHERE (({start:DateTime64(9)} <= timestamp AND timestamp < {end:DateTime64(9)})
-                OR ({baseline_start:DateTime64(9)} <= timestamp AND timestamp < {baseline_end:DateTime64(9)}))
+            WHERE ((timestamp >= {a_start:DateTime64(9)} AND timestamp < {a_end:DateTime64(9)})
+                OR (timestamp >= {b_start:DateTime64(9)} AND timestamp < {b_end:DateTime64(9)}))
                 AND ({service:String} = '' OR service_name = {service:String})
         )
     ) AS c
@@ -61,13 +69,16 @@ FROM
         (
             SELECT
                 task_id, sum(cost_usd) AS cost, sum(calls) AS calls, min(first_seen) AS started,
-                started >= {start:DateTime64(9)} AND started < {end:DateTime64(9)} AS in_a,
-                started >= {baseline_start:DateTime64(9)} AND started < {baseline_end:DateTime64(9)} AS in_b
+                max(service_version) AS version,
+                started >= {a_start:DateTime64(9)} AND started < {a_end:DateTime64(9)}
+                    AND ({a_version:String} = '' OR version = {a_version:String}) AS in_a,
+                started >= {b_start:DateTime64(9)} AND started < {b_end:DateTime64(9)}
+                    AND ({b_version:String} = '' OR version = {b_version:String}) AS in_b
             FROM tasks
-            WHERE first_seen >= least({start:DateTime64(9)}, {baseline_start:DateTime64(9)})
+            WHERE first_seen >= least({a_start:DateTime64(9)}, {b_start:DateTime64(9)})
             GROUP BY task_id
             HAVING calls > 0 AND (in_a OR in_b) AND ({service:String} = '' OR max(service_name) = {service:String})
         )
     ) AS t
 )
-ARRAY JOIN metric_names AS metric, a_values AS current_, b_values AS baseline_
+ARRAY JOIN metric_names AS metric, a_values AS a_, b_values AS b_
