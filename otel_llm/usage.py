@@ -116,52 +116,28 @@ class Usage:
     @classmethod
     def from_openai_chat(cls, usage: Any) -> Usage:
         """From an OpenAI ``CompletionUsage`` (chat completions, legacy completions)."""
-        if type(usage) is dict or isinstance(usage, Mapping):
-            prompt_tokens = usage.get("prompt_tokens")
-            completion_tokens = usage.get("completion_tokens")
-            prompt = usage.get("prompt_tokens_details")
-            completion = usage.get("completion_tokens_details")
-        else:
-            prompt_tokens = getattr(usage, "prompt_tokens", None)
-            completion_tokens = getattr(usage, "completion_tokens", None)
-            prompt = getattr(usage, "prompt_tokens_details", None)
-            completion = getattr(usage, "completion_tokens_details", None)
-        read = write = reasoning = 0
-        if prompt is not None:
-            read = _int(_get(prompt, "cached_tokens"))
-            write = _int(_get(prompt, "cache_write_tokens"))
-        if completion is not None:
-            reasoning = _int(_get(completion, "reasoning_tokens"))
-        return cls(
-            input_tokens=_int(prompt_tokens),
-            output_tokens=_int(completion_tokens),
-            cache_read_input_tokens=read,
-            cache_creation_input_tokens=write,
-            reasoning_output_tokens=reasoning,
-        )
+        return cls._from_openai(usage, "prompt_tokens", "completion_tokens")
 
     @classmethod
     def from_openai_responses(cls, usage: Any) -> Usage:
         """From an OpenAI Responses API ``ResponseUsage``."""
-        if isinstance(usage, Mapping):
-            input_tokens = usage.get("input_tokens")
-            output_tokens = usage.get("output_tokens")
-            details_in = usage.get("input_tokens_details")
-            details_out = usage.get("output_tokens_details")
-        else:
-            input_tokens = getattr(usage, "input_tokens", None)
-            output_tokens = getattr(usage, "output_tokens", None)
-            details_in = getattr(usage, "input_tokens_details", None)
-            details_out = getattr(usage, "output_tokens_details", None)
+        return cls._from_openai(usage, "input_tokens", "output_tokens")
+
+    @classmethod
+    def _from_openai(cls, usage: Any, input_name: str, output_name: str) -> Usage:
+        """Both OpenAI usage shapes: input and output counts, each with a ``*_details``
+        object (cached and cache-write input tokens, reasoning output tokens)."""
+        input_details = _get(usage, input_name + "_details")
+        output_details = _get(usage, output_name + "_details")
         read = write = reasoning = 0
-        if details_in is not None:
-            read = _int(_get(details_in, "cached_tokens"))
-            write = _int(_get(details_in, "cache_write_tokens"))
-        if details_out is not None:
-            reasoning = _int(_get(details_out, "reasoning_tokens"))
+        if input_details is not None:
+            read = _int(_get(input_details, "cached_tokens"))
+            write = _int(_get(input_details, "cache_write_tokens"))
+        if output_details is not None:
+            reasoning = _int(_get(output_details, "reasoning_tokens"))
         return cls(
-            input_tokens=_int(input_tokens),
-            output_tokens=_int(output_tokens),
+            input_tokens=_int(_get(usage, input_name)),
+            output_tokens=_int(_get(usage, output_name)),
             cache_read_input_tokens=read,
             cache_creation_input_tokens=write,
             reasoning_output_tokens=reasoning,

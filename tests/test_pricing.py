@@ -229,6 +229,25 @@ def test_parts_sum_to_the_total(model: str, provider: str):
     assert math.isclose(floats, cost.total_usd, rel_tol=1e-15)
 
 
+# Calls every priced model is checked with: plain; cache read and reasoning; above the
+# 200k tier with 5m and 1h cache writes; exactly at a tier's start (still the base rate:
+# a tier applies above its start), with a cache read and with a cache write.
+MODEL_CASES = [
+    Usage(input_tokens=40, output_tokens=200),
+    Usage(input_tokens=9000, output_tokens=900, cache_read_input_tokens=5000, reasoning_output_tokens=300),
+    Usage(
+        input_tokens=250_000,
+        output_tokens=2000,
+        cache_read_input_tokens=100_000,
+        cache_creation_input_tokens=30_000,
+        cache_creation_5m_input_tokens=20_000,
+        cache_creation_1h_input_tokens=10_000,
+    ),
+    Usage(input_tokens=200_000, output_tokens=10, cache_read_input_tokens=1000),
+    Usage(input_tokens=200_000, output_tokens=10, cache_creation_input_tokens=7),
+]
+
+
 def _every_priced_model():
     snapshot = data_snapshot.get_snapshot()
     for provider in snapshot.providers:
@@ -239,24 +258,9 @@ def _every_priced_model():
 
 
 def test_total_equals_genai_prices_calc_price_for_every_model_of_the_main_providers():
-    cases = [
-        Usage(
-            input_tokens=9000, output_tokens=900, cache_read_input_tokens=5000, reasoning_output_tokens=300
-        ),
-        Usage(
-            input_tokens=250_000,
-            output_tokens=2000,
-            cache_read_input_tokens=100_000,
-            cache_creation_input_tokens=30_000,
-            cache_creation_5m_input_tokens=20_000,
-            cache_creation_1h_input_tokens=10_000,
-        ),
-        # Exactly at a tier's start: still the base rate (a tier applies above its start).
-        Usage(input_tokens=200_000, output_tokens=10, cache_read_input_tokens=1000),
-    ]
     checked = 0
     for provider_id, model in _every_priced_model():
-        for usage in cases:
+        for usage in MODEL_CASES:
             genai_usage = genai_prices.Usage(
                 input_tokens=usage.input_tokens,
                 output_tokens=usage.output_tokens,
@@ -371,24 +375,28 @@ def test_a_failure_inside_genai_prices_is_logged_once_and_gives_none(
     assert warnings[0].exc_info is not None
 
 
-def test_a_failure_while_computing_is_logged_once_and_gives_none(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-):
+def test_a_failure_while_computing_is_logged_once_and_gives_none(caplog: pytest.LogCaptureFixture):
     class Broken:
-        """A price genai-prices cannot compute with."""
+        """A price in genai-prices' data that arithmetic fails on."""
 
         def __mul__(self, other: object) -> object:
             raise ArithmeticError("boom")
 
-    monkeypatch.setattr(pricing, "_rates_of", lambda model_price: pricing._Rates(Broken(), Broken()))
-    pricing._resolve.cache_clear()
+    bundled = data_snapshot.get_snapshot()
+    _, sonnet = bundled.find_provider_model(SONNET, None, "anthropic", None)
+    broken = type(sonnet)(id=sonnet.id, match=sonnet.match, prices=ModelPrice(input_mtok=Broken()))  # type: ignore[arg-type]
+    anthropic = type(bundled.providers[0])(id="anthropic", name="Anthropic", api_pattern="", models=[broken])
     caplog.set_level(logging.WARNING, logger="otel_llm.pricing")
+    data_snapshot.set_custom_snapshot(
+        data_snapshot.DataSnapshot(providers=[anthropic], from_auto_update=True)
+    )
     try:
         for _ in range(3):
             assert price(Usage(input_tokens=10), SONNET, "anthropic") is None
     finally:
-        pricing._resolve.cache_clear()  # no broken rates left for later tests
+        data_snapshot.set_custom_snapshot(None)
     assert len(_pricing_warnings(caplog)) == 1
+    assert price(Usage(input_tokens=10), SONNET, "anthropic") is not None  # the bundled data again
 
 
 def test_inconsistent_usage_is_priced_without_raising():
@@ -633,28 +641,13 @@ def test_cost_attributes_leave_out_cache_parts_only_when_the_cache_was_not_touch
 def test_pico_dollar_arithmetic_gives_the_floats_of_the_exact_decimal_parts_for_every_model() -> None:
     """The fast path (integers of pico-dollars) and the Decimal path give the same floats,
     bit for bit, for every priced model of the main providers, cache and tiers included."""
-    cases = [
-        Usage(input_tokens=40, output_tokens=200),
-        Usage(
-            input_tokens=9000, output_tokens=900, cache_read_input_tokens=5000, reasoning_output_tokens=300
-        ),
-        Usage(
-            input_tokens=250_000,
-            output_tokens=2000,
-            cache_read_input_tokens=100_000,
-            cache_creation_input_tokens=30_000,
-            cache_creation_5m_input_tokens=20_000,
-            cache_creation_1h_input_tokens=10_000,
-        ),
-        Usage(input_tokens=200_000, output_tokens=10, cache_creation_input_tokens=7),
-    ]
     models = 0
     for _, model in _every_priced_model():
         decimal_rates = pricing._rates_of(model.get_prices(WHEN))
         rates = pricing._in_pico(decimal_rates)
         assert rates.pico, model.id  # every price in the bundled data is whole pico-dollars
         models += 1
-        for usage in cases:
+        for usage in MODEL_CASES:
             exact = pricing._price_parts(usage, decimal_rates)
             pico = pricing._price_parts(usage, rates)
             assert [n / pricing._PICO for n in pico] == [float(d) for d in exact], (model.id, usage)
