@@ -194,6 +194,15 @@ CHILD = textwrap.dedent(
 )
 
 
+def run_child(env: dict[str, str], how: str) -> dict:
+    """Run ``CHILD`` in a fresh interpreter with ``env``; what it printed, decoded."""
+    result = subprocess.run(
+        [sys.executable, "-c", CHILD, how], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
 @pytest.mark.parametrize("how", ["attach", "auto"])
 def test_subprocess_given_the_environment_joins_the_task_and_its_remaining_budget(auto, pipeline, how):
     auto()
@@ -203,11 +212,7 @@ def test_subprocess_given_the_environment_joins_the_task_and_its_remaining_budge
         env = otel_llm.subprocess_env()
         trace_id = format(trace.get_current_span().get_span_context().trace_id, "032x")
     assert env["TRACEPARENT"].startswith(f"00-{trace_id}-")
-    result = subprocess.run(
-        [sys.executable, "-c", CHILD, how], env=env, capture_output=True, text=True, timeout=60, check=False
-    )
-    assert result.returncode == 0, result.stderr
-    out = json.loads(result.stdout)
+    out = run_child(env, how)
     # The parent made 2 of its 5 calls: the child may make exactly 3 more.
     assert [c["otel_llm.task.iteration"] for c in out["calls"]] == [3, 4, 5]
     assert {c["otel_llm.task.id"] for c in out["calls"]} == {t.task_id}
@@ -267,16 +272,7 @@ def test_subprocess_started_inside_a_request_trace_joins_that_trace_task(auto, p
         call()
         env = otel_llm.subprocess_env()
     trace_id = format(request.get_span_context().trace_id, "032x")
-    result = subprocess.run(
-        [sys.executable, "-c", CHILD, "auto"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    out = json.loads(result.stdout)
+    out = run_child(env, "auto")
     assert [c["otel_llm.task.iteration"] for c in out["calls"]] == [2, 3]
     assert {c["otel_llm.task.id"] for c in out["calls"]} == {trace_id}
     assert {c["trace_id"] for c in out["calls"]} == {trace_id}
@@ -290,16 +286,7 @@ def test_subprocess_given_only_a_traceparent_makes_the_trace_its_task(auto, pipe
         env = otel_llm.subprocess_env()  # no call yet: no task to carry, only the trace
     assert "BAGGAGE" not in env
     env["OTEL_LLM_MAX_ITERATIONS"] = "2"
-    result = subprocess.run(
-        [sys.executable, "-c", CHILD, "auto"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    out = json.loads(result.stdout)
+    out = run_child(env, "auto")
     trace_id = env["TRACEPARENT"].split("-")[1]
     assert [c["otel_llm.task.id"] for c in out["calls"]] == [trace_id, trace_id]
     assert {c["trace_id"] for c in out["calls"]} == {trace_id}
