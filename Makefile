@@ -7,7 +7,20 @@ STAMP := $(VENV)/.installed
 BENCH_VENV := .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.installed
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test bench lint clean sysdeps
+
+# System packages the tests drive for real: Alertmanager (the collector's alert
+# target) and Chromium (the HTML report, rendered headless). Installed with apt-get
+# when missing; without root or apt-get this fails loudly instead of skipping tests.
+SYSTEM_PACKAGES := prometheus-alertmanager chromium
+SYSTEM_BINARIES := /usr/bin/prometheus-alertmanager /usr/bin/chromium
+
+sysdeps:
+	@missing=0; for b in $(SYSTEM_BINARIES); do test -x $$b || missing=1; done; \
+	if [ $$missing = 1 ]; then \
+	  echo "installing system packages: $(SYSTEM_PACKAGES)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES) >/dev/null; \
+	fi
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,7 +31,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python -m otel_llm.demo
 
-test: $(STAMP)
+test: $(STAMP) sysdeps
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
