@@ -161,7 +161,8 @@ class Collector:
         app = web.Application(middlewares=[auth])
         app.add_routes(http_routes(self.config.receivers.otlp, self, self._executor, self._http_error))
         app.add_routes(control_routes(self.config.control, self))
-        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+        # Bodies are inflated by the receiver itself, which stops at the size limit.
+        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True, auto_decompress=False)
         await self._runner.setup()
         host, port = self.config.receivers.otlp.http.host_port()
         site = web.TCPSite(self._runner, host, port)
