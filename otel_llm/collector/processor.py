@@ -58,12 +58,12 @@ from typing import Any
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 
 from otel_llm import attributes as attrs
-from otel_llm.budget import describe
 from otel_llm.collector import calls
 from otel_llm.collector.config import BudgetProcessorConfig
 from otel_llm.collector.decisions import Decision, KillLog
 from otel_llm.policy import TASK_NAME_KEYS, BudgetConfig, Limits, Policy, Resolved
 from otel_llm.storage.records import BudgetEventRecord, SpanRecord
+from otel_llm.tasks.budget import describe
 
 __all__ = ["KILLED_ATTRIBUTE", "BudgetProcessor", "Outcome", "TaskState", "WindowState"]
 
