@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from alerts_receiver import Receiver
+from support.webhook_receiver import Receiver
 
 from otel_llm.collector.alerts import STATE_FILE, Alerter, BudgetAlert
 from otel_llm.collector.selfmetrics import SelfMetrics

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from alerts_receiver import Receiver
+from support.webhook_receiver import Receiver
 
 from otel_llm.collector.alerts import Alerter, BudgetAlert
 from otel_llm.collector.selfmetrics import SelfMetrics

@@ -1,4 +1,5 @@
-"""A local HTTP receiver for alert tests: aiohttp on 127.0.0.1, on its own thread.
+"""A local HTTP receiver standing in for webhook targets (a generic webhook, Slack,
+Alertmanager's webhook receiver): aiohttp on 127.0.0.1, on its own thread.
 
 It records every request (path, headers, JSON body, arrival time) and answers by a
 per-path script: ``fail(path, n, status)`` makes the first ``n`` requests to ``path``
