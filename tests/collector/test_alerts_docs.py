@@ -35,7 +35,7 @@ def section(title: str) -> str:
 
 def readme_metrics() -> dict[str, tuple[str, str, tuple[str, ...]]]:
     rows = {}
-    for line in section("Self-telemetry").splitlines():
+    for line in section("Self-metrics (`GET /metrics`)").splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if not line.startswith("| `"):
             continue
