@@ -43,6 +43,7 @@ Environment variables (each optional): ``OTEL_LLM_MAX_USD``, ``OTEL_LLM_MAX_TOKE
 ``OTEL_LLM_WARN_AT``, ``OTEL_LLM_ON_EXCEED`` (kill|alert). They are the defaults of every
 task; a matching policy overrides them limit by limit (and a policy file's ``warn_at``
 overrides ``OTEL_LLM_WARN_AT``), and explicit ``otel_llm.task(...)`` arguments override both.
+(Every environment variable with its default: ``docs/telemetry.md``.)
 
 Every error names the place (``file: policies[0].per_task.max_usd`` or the variable) and
 what was expected, e.g. ``policy.yaml: policies[0].per_task.max_usd: expected a number >
