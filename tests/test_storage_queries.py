@@ -88,8 +88,10 @@ def run(store: Backend, name: str, **params: object) -> list[dict]:
 
 
 def test_every_query_is_known_and_declares_its_parameters() -> None:
-    assert {"budget_events", "cache_by_prefix", "compare", "drift", "model_mix", "summary", "task_cost",
-            "task_iterations", "token_ratio", "top_tasks", "ttft", "version_compare"} <= set(queries.names())  # fmt: skip
+    assert {
+        "budget_events", "cache_by_prefix", "compare", "drift", "model_mix", "summary", "task_cost",
+        "task_iterations", "token_ratio", "top_tasks", "ttft", "version_compare",
+    } <= set(queries.names())  # fmt: skip
     assert queries.parameters("drift") == {
         "start": "DateTime64(9)", "end": "DateTime64(9)", "service": "String", "task_name": "String",
     }  # fmt: skip

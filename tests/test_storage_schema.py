@@ -57,6 +57,7 @@ OUR_OBJECTS = {
     "budget_events",
     "budget_events_from_spans_mv",
     "schema_migrations",
+    "model_prices",
 }
 
 
@@ -65,7 +66,9 @@ def test_schema_applied_twice_records_each_migration_once(config: StorageConfig)
         assert apply_schema(backend) == [1, 2, 3, 4, 5]
         assert apply_schema(backend) == []
         rows = backend.query("SELECT version, name FROM schema_migrations ORDER BY version").rows
-        assert rows == [(1, "otel_traces"), (2, "llm_calls"), (3, "tasks"), (4, "budget_events"), (5, "llm_calls_once")]
+        assert rows == [
+            (1, "otel_traces"), (2, "llm_calls"), (3, "tasks"), (4, "budget_events"), (5, "llm_calls_once"),
+        ]  # fmt: skip
         tables = backend.query("SELECT name FROM system.tables WHERE database = 'otel'").rows
         assert {name for (name,) in tables} == OUR_OBJECTS
         checksums = {m.version: m.checksum for m in load_migrations()}

@@ -37,7 +37,16 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["ALL", "NUMBER_VARIABLES", "DialectError", "GrafanaContext", "bind", "expand", "variables"]
+__all__ = [
+    "ALL",
+    "NUMBER_VARIABLES",
+    "DialectError",
+    "GrafanaContext",
+    "bind",
+    "expand",
+    "interpolate",
+    "variables",
+]
 
 ALL = "$__all"
 """The value Grafana gives a variable whose "All" option is selected."""
@@ -179,7 +188,10 @@ def bind(sql: str) -> str:
             return "{end:DateTime64(9)}"
         if name in ("timeInterval", "timeInterval_ms"):
             (column,) = _one_arg(name, args)
-            return f"toStartOfInterval(toDateTime({column}), toIntervalSecond({{interval_s:UInt32}}))"
+            # DateTime64: both backends hand it to Python as a datetime (chDB gives DateTime
+            # as seconds).
+            bucket = f"toStartOfInterval(toDateTime({column}), toIntervalSecond({{interval_s:UInt32}}))"
+            return f"toDateTime64({bucket}, 0)"
         if name == "interval_s":
             return "{interval_s:UInt32}"
         if name == "conditionalAll":
@@ -216,8 +228,9 @@ def _is_all(context: GrafanaContext, name: str) -> bool:
     return bool(options) and value is not None and not isinstance(value, str) and set(value) >= set(options)
 
 
-def expand(sql: str, context: GrafanaContext) -> str:
-    """``sql`` as the ClickHouse plugin sends it for ``context`` (literal values)."""
+def interpolate(sql: str, context: GrafanaContext) -> str:
+    """What Grafana's browser does before the query leaves it: ``$__conditionalAll`` and
+    the variables, with literal values; the time macros are left for the plugin."""
 
     def conditional(name: str, args: list[str] | None) -> str:
         if name != "conditionalAll":
@@ -235,6 +248,12 @@ def expand(sql: str, context: GrafanaContext) -> str:
             raise DialectError(f"variable format {match.group(2)!r} is not used by these queries")
         return ",".join(values)
 
+    return _VARIABLE.sub(variable, _macros(sql, conditional))
+
+
+def expand(sql: str, context: GrafanaContext) -> str:
+    """``sql`` as the ClickHouse plugin sends it for ``context`` (literal values): first
+    :func:`interpolate` (the browser), then the time macros (the plugin's backend)."""
     seconds = max(int(context.interval_s), 1)
     start_s, end_s = math.floor(context.start.timestamp()), math.floor(context.end.timestamp())
     start_ms = math.floor(context.start.timestamp() * 1000)
@@ -271,7 +290,4 @@ def expand(sql: str, context: GrafanaContext) -> str:
             return str(seconds)
         raise DialectError(f"unknown macro $__{name}")
 
-    # Order as in Grafana: $__conditionalAll and variables in the browser, then the
-    # plugin's backend expands the time macros.
-    browser = _VARIABLE.sub(variable, _macros(sql, conditional))
-    return _macros(browser, time_macro)
+    return _macros(interpolate(sql, context), time_macro)

@@ -81,6 +81,7 @@ DEFAULTS: dict[str, Any] = {
     "repeat_window_s": 3600,
     "version_a": "",
     "version_b": "",
+    "baseline_s": 0,
 }
 
 SEVEN_DAYS_S = 7 * 24 * 3600
