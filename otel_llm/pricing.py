@@ -66,6 +66,7 @@ variable is logged as an ERROR once and ignored.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import functools
 import json
@@ -212,6 +213,10 @@ class _Rates:
     pico: bool = False
     """True when every rate is an ``int`` (or ``_PicoTiers``) of pico-dollars (1e-12 USD)
     per token, per request for ``requests_per_k``: see :func:`_in_pico`."""
+    flat: _Rates | None = None
+    """Tiered pico rates only: the same rates with every tier at its base price, which
+    price a call of at most ``flat_up_to`` input tokens (below every tier's start)."""
+    flat_up_to: int = 0
 
 
 # Exact integer arithmetic. Prices are decimals with few digits: in pico-dollars per token
@@ -243,9 +248,10 @@ def _whole(rate: Decimal, units_per_dollar_rate: int) -> int:
 
 
 def _in_pico(rates: _Rates) -> _Rates:
-    """``rates`` in pico-dollars when every rate allows it, else ``rates`` as they are."""
+    """``rates`` in pico-dollars when every rate allows it, else ``rates`` as they are.
+    Tiered pico rates come with their flat twin (:attr:`_Rates.flat`)."""
     try:
-        return _Rates(
+        pico = _Rates(
             input=_pico_of(rates.input, _MTOK),
             output=_pico_of(rates.output, _MTOK),
             cache_read=_pico_of(rates.cache_read, _MTOK),
@@ -258,6 +264,27 @@ def _in_pico(rates: _Rates) -> _Rates:
         )
     except (ValueError, ArithmeticError):
         return rates
+    starts = [start for rate in _rate_values(pico) if type(rate) is _PicoTiers for start, _ in rate.tiers]
+    if not starts:
+        return pico
+    # Most calls stay below the first tier (200k input tokens for Claude): priced by
+    # the base rates, every part an int product, with no tier walk per part.
+    flat = _Rates(*(r.base if type(r) is _PicoTiers else r for r in _rate_values(pico)), pico=True)
+    return dataclasses.replace(pico, flat=flat, flat_up_to=min(starts))
+
+
+def _rate_values(rates: _Rates) -> tuple[_Rate, ...]:
+    """The eight rates of ``rates``, in field order."""
+    return (
+        rates.input,
+        rates.output,
+        rates.cache_read,
+        rates.cache_write,
+        rates.cache_write_5m,
+        rates.cache_write_1h,
+        rates.output_reasoning,
+        rates.requests_per_k,
+    )
 
 
 def _rates_of(model_price: ModelPrice) -> _Rates:
@@ -328,6 +355,8 @@ def price(
         return None
     try:
         rates = resolved.fixed or resolved.rates(timestamp)
+        if rates.flat is not None and usage.input_tokens <= rates.flat_up_to:
+            rates = rates.flat
         parts = _price_parts(usage, rates)
     except Exception:
         _warn_once(provider, model, "pricing failed", exc_info=True)
