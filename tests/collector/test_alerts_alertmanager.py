@@ -38,7 +38,7 @@ class Running:
         with urllib.request.urlopen(f"{self.url}/api/v2/alerts", timeout=5) as response:
             return json.load(response)
 
-    def wait_for_alerts(self, count: int, timeout: float = 10.0) -> list[dict]:
+    def wait_for_alerts(self, count: int, timeout: float = 30.0) -> list[dict]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             found = self.alerts()
