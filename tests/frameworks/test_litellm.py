@@ -49,6 +49,7 @@ ORDER = [
     "route-fail",  # the primary deployment, refused by the simulator with a 500
     "route-fail",  # the fallback deployment
     "budget-1",
+    "budget-router-1",
     "metered-stream",
 ]
 
@@ -138,6 +139,9 @@ def test_budget_refuses_the_second_litellm_call_before_it_is_sent(run):
     assert run.out["budget"] == "max_iterations"
     assert len(run.served("budget-1")) == 1
     assert run.served("budget-2") == []
+    assert run.out["budget_router"] == "max_iterations"
+    assert len(run.served("budget-router-1")) == 1
+    assert run.served("budget-router-2") == []
     capped = run.tasks()["capped"].attributes
     assert capped["otel_llm.task.iterations"] == 1
     assert capped["otel_llm.task.stopped_by"] == "max_iterations"
@@ -148,7 +152,7 @@ def test_under_a_dollar_limit_stream_usage_is_asked_for_and_hidden(run):
     (request,) = run.served("metered-stream")
     assert request.body["stream_options"] == {"include_usage": True}
     assert run.out["metered_usage_chunks"] == 0
-    span = run.calls()[14].attributes
+    span = run.calls()[15].attributes
     assert "otel_llm.usage.estimated" not in span
     assert span[INPUT] == count_tokens("metered-stream hello")
     assert span[OUTPUT] == DEFAULT_OUTPUT

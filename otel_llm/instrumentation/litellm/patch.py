@@ -20,6 +20,7 @@ from typing import Any
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 
 from otel_llm import attributes as attrs
+from otel_llm.budget import BudgetExceeded
 from otel_llm.instrumentation.inference import InferenceCall, InferenceRequest, Telemetry, log_failure_once
 from otel_llm.instrumentation.litellm import readers
 from otel_llm.instrumentation.litellm.accumulators import ChatStream, ResponsesStream
@@ -244,6 +245,16 @@ def _finish(
     return result
 
 
+def _start(telemetry: Telemetry, request: InferenceRequest) -> InferenceCall:
+    try:
+        return telemetry.start(request)
+    except BudgetExceeded as exc:
+        # LiteLLM's Router retries an error it does not know, with backoff, unless the
+        # error says how many retries it allows: a refused call is not worth retrying.
+        exc.num_retries = 0  # type: ignore[attr-defined]
+        raise
+
+
 # -- the factories -----------------------------------------------------------------------------
 
 
@@ -285,7 +296,7 @@ def _factory(
                 request = begin(args, kwargs)
                 if request is None:
                     return await wrapped(*args, **kwargs)
-                call = telemetry.start(request)
+                call = _start(telemetry, request)
                 kwargs, hide = usage_kwargs(call, kwargs)
                 token = _inside.set(True)
                 try:
@@ -306,7 +317,7 @@ def _factory(
                 request = begin(args, kwargs)
                 if request is None:
                     return wrapped(*args, **kwargs)
-                call = telemetry.start(request)
+                call = _start(telemetry, request)
                 kwargs, hide = usage_kwargs(call, kwargs)
                 token = _inside.set(True)
                 try:

@@ -64,16 +64,19 @@ async def async_calls() -> None:
     await litellm.aembedding(model="openai/text-embedding-3-small", input=["embed-async one"])
 
 
-def router_fallback() -> None:
-    router = litellm.Router(
+def make_router(retries: int) -> litellm.Router:
+    return litellm.Router(
         model_list=[
             {"model_name": "fast", "litellm_params": {"model": OPENAI, "max_retries": 0}},
             {"model_name": "careful", "litellm_params": {"model": ANTHROPIC, "max_retries": 0}},
         ],
         fallbacks=[{"fast": ["careful"]}],
-        num_retries=0,
+        num_retries=retries,
     )
-    response = router.completion(model="fast", messages=user("route-fail hello"))
+
+
+def router_fallback() -> None:
+    response = make_router(0).completion(model="fast", messages=user("route-fail hello"))
     seen["router_model"] = response.model
 
 
@@ -84,6 +87,14 @@ def budget() -> None:
             litellm.completion(model=ANTHROPIC, messages=user("budget-2 hello"), max_tokens=64)
     except otel_llm.BudgetExceeded as exc:
         seen["budget"] = exc.limit
+    # Through a Router that retries and falls back: refused as well, nothing sent.
+    router = make_router(2)
+    try:
+        with otel_llm.task("routed", max_iterations=1):
+            router.completion(model="fast", messages=user("budget-router-1 hello"))
+            router.completion(model="fast", messages=user("budget-router-2 hello"))
+    except otel_llm.BudgetExceeded as exc:
+        seen["budget_router"] = exc.limit
 
 
 def dollar_limit_stream() -> None:
