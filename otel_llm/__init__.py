@@ -2,9 +2,18 @@
 
 __version__ = "0.1.0"
 
-from otel_llm.budget import BudgetExceeded, Grant, TaskState
 from otel_llm.policy import Limits, PolicyError
-from otel_llm.tasks import Task, TaskSummary, current_task, subprocess_env, task, tool
+from otel_llm.tasks import (
+    BudgetExceeded,
+    Grant,
+    Task,
+    TaskState,
+    TaskSummary,
+    current_task,
+    subprocess_env,
+    task,
+    tool,
+)
 
 __all__ = [
     "BudgetExceeded",

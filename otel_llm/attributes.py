@@ -29,7 +29,7 @@ BUDGET_STATE: Final = "otel_llm.budget.state"
 # Baggage key that carries the task id across threads, tasks and processes.
 BAGGAGE_TASK_ID: Final = TASK_ID
 
-# Task spans, their budget events and tool batches (see otel_llm.accounting).
+# Task spans, their budget events and tool batches (see otel_llm.tasks.task).
 TASK_PARENT_ID: Final = "otel_llm.task.parent_id"
 TASK_PARENT_IDS: Final = "otel_llm.task.parent_ids"
 TASK_KIND: Final = "otel_llm.task.kind"

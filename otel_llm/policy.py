@@ -51,7 +51,7 @@ import math
 import os
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -59,10 +59,13 @@ import yaml
 
 __all__ = [
     "ENV_BUDGETS",
+    "ENV_LIMITS",
+    "INTEGER_LIMITS",
     "LIMIT_NAMES",
     "Alerts",
     "BudgetConfig",
     "Limits",
+    "OnExceed",
     "Policy",
     "PolicyError",
     "PolicyFile",
@@ -73,28 +76,17 @@ __all__ = [
 ]
 
 ENV_BUDGETS = "OTEL_LLM_BUDGETS"
-ENV_LIMITS = {
-    "max_usd": "OTEL_LLM_MAX_USD",
-    "max_tokens": "OTEL_LLM_MAX_TOKENS",
-    "max_iterations": "OTEL_LLM_MAX_ITERATIONS",
-    "max_seconds": "OTEL_LLM_MAX_SECONDS",
-    "max_tool_calls": "OTEL_LLM_MAX_TOOL_CALLS",
-}
 ENV_WARN_AT = "OTEL_LLM_WARN_AT"
 ENV_ON_EXCEED = "OTEL_LLM_ON_EXCEED"
 
 DEFAULT_WARN_AT = 0.8
 OnExceed = Literal["kill", "alert"]
+"""What a task does when a limit is reached: refuse the next call, or only record it."""
 ON_EXCEED_VALUES: tuple[str, ...] = ("kill", "alert")
 
-# Limits counted in whole units; the others are real numbers.
-_INTEGER_LIMITS = frozenset({"max_tokens", "max_iterations", "max_tool_calls"})
 _WINDOW_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _WINDOW_RE = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
 TASK_NAME_KEYS = ("task.name", "otel_llm.task.name", "gen_ai.agent.name")
-
-
-_LIMIT_ORDER = ("max_usd", "max_tokens", "max_iterations", "max_seconds", "max_tool_calls")
 
 
 class PolicyError(ValueError):
@@ -116,13 +108,13 @@ class Limits:
 
     def items(self) -> Iterator[tuple[str, float]]:
         """The limits that are set, in declaration order."""
-        for name in _LIMIT_ORDER:
+        for name in LIMIT_NAMES:
             value = getattr(self, name)
             if value is not None:
                 yield name, value
 
     def __bool__(self) -> bool:
-        return any(getattr(self, name) is not None for name in _LIMIT_ORDER)
+        return any(getattr(self, name) is not None for name in LIMIT_NAMES)
 
     def over(self, base: Limits) -> Limits:
         """These limits where set, ``base`` elsewhere."""
@@ -143,7 +135,11 @@ class Limits:
 
 
 LIMIT_NAMES: tuple[str, ...] = tuple(f.name for f in fields(Limits))
-assert LIMIT_NAMES == _LIMIT_ORDER
+"""The limit names, in declaration order: the one list every part iterates."""
+INTEGER_LIMITS = frozenset({"max_tokens", "max_iterations", "max_tool_calls"})
+"""Limits counted in whole units; the others are real numbers."""
+ENV_LIMITS = {name: f"OTEL_LLM_{name.upper()}" for name in LIMIT_NAMES}
+"""``max_usd`` -> ``OTEL_LLM_MAX_USD``, ..."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,7 +307,7 @@ def _limits(where: _Where, path: str, value: Any) -> Limits:
         raise where.fail(path, f"at least one of {', '.join(LIMIT_NAMES)}", value)
     out = {}
     for key, raw in data.items():
-        integer = key in _INTEGER_LIMITS
+        integer = key in INTEGER_LIMITS
         if isinstance(raw, str):
             # In the file a limit must be a YAML number: a quoted "0.5" is a mistake worth naming.
             raise where.fail(f"{path}.{key}", "an integer > 0" if integer else "a number > 0", raw)
@@ -449,7 +445,7 @@ def config_from_env(environ: Mapping[str, str] | None = None) -> BudgetConfig:
     for name, var in ENV_LIMITS.items():
         raw = env.get(var, "").strip()
         if raw:
-            limits[name] = parse_number(raw, integer=name in _INTEGER_LIMITS, where=var)
+            limits[name] = parse_number(raw, integer=name in INTEGER_LIMITS, where=var)
     warn_at = None
     raw = env.get(ENV_WARN_AT, "").strip()
     if raw:
@@ -460,15 +456,3 @@ def config_from_env(environ: Mapping[str, str] | None = None) -> BudgetConfig:
     return BudgetConfig(
         policy=policy, env_limits=Limits(**limits), env_warn_at=warn_at, env_on_exceed=on_exceed
     )
-
-
-def with_grant(limits: Limits, **increments: float | None) -> Limits:
-    """``limits`` raised by ``increments`` (an unset limit stays unset)."""
-    changes = {}
-    for name, extra in increments.items():
-        if extra is None:
-            continue
-        current = getattr(limits, name)
-        if current is not None:
-            changes[name] = current + extra
-    return replace(limits, **changes)

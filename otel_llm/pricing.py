@@ -86,6 +86,7 @@ from genai_prices import data_snapshot
 from genai_prices.types import ModelInfo, ModelPrice, TieredPrices, calc_unit_price
 
 from otel_llm import attributes as attrs
+from otel_llm import failures
 from otel_llm.usage import Usage
 
 __all__ = ["PRICE_SOURCE_OVERRIDE", "PRICE_SOURCE_UNKNOWN", "Cost", "load_overrides", "price"]
@@ -124,24 +125,41 @@ _PROVIDER_IDS: Mapping[str, str] = {
 }
 
 _LRU_SIZE = 2048
-_MAX_WARNED = 4096
 
 
 @dataclass(frozen=True, slots=True)
 class Cost:
-    """The price of one model call in USD, split by what was billed."""
+    """The price of one model call in USD, split by what was billed. Costs add up
+    (``a + b``, ``sum(costs, Cost())``): a task's cost is the sum of its calls'."""
 
-    total_usd: float
-    input_usd: float
+    total_usd: float = 0.0
+    input_usd: float = 0.0
     """Uncached input (plus a per-request fee, where the model has one)."""
-    output_usd: float
+    output_usd: float = 0.0
     """Output, reasoning included."""
-    cache_read_usd: float
-    cache_write_usd: float
-    cache_savings_usd: float
+    cache_read_usd: float = 0.0
+    cache_write_usd: float = 0.0
+    cache_savings_usd: float = 0.0
     """All input at the plain input rate minus input + cache read + cache write cost."""
-    source: str
-    """``genai-prices X.Y.Z`` or ``override``."""
+    source: str = ""
+    """``genai-prices X.Y.Z`` or ``override``; on a sum, the common source, else ``""``."""
+
+    def __add__(self, other: Cost) -> Cost:
+        if not isinstance(other, Cost):
+            return NotImplemented
+        # A sum of one source's costs keeps it; a mixed sum has none.
+        source = self.source or other.source if not (self.source and other.source) else ""
+        if self.source == other.source:
+            source = self.source
+        return Cost(
+            self.total_usd + other.total_usd,
+            self.input_usd + other.input_usd,
+            self.output_usd + other.output_usd,
+            self.cache_read_usd + other.cache_read_usd,
+            self.cache_write_usd + other.cache_write_usd,
+            self.cache_savings_usd + other.cache_savings_usd,
+            source,
+        )
 
     def span_attributes(self) -> dict[str, float | str]:
         """The ``otel_llm.cost.*`` and ``otel_llm.price.source`` span attributes.
@@ -442,12 +460,9 @@ def _find_genai_model(provider: str | None, model: str) -> ModelInfo | None:
 
 
 def _warn_once(provider: str | None, model: str | None, why: str, *, exc_info: bool = False) -> None:
-    key = (provider, model)
-    with _state.lock:
-        if key in _state.warned or len(_state.warned) >= _MAX_WARNED:
-            return
-        _state.warned.add(key)
-    logger.warning(
+    failures.warn_once(
+        logger,
+        (provider, model),
         "no price for model %r (provider %r): %s; its calls get no cost. "
         "To price it, add it to a price override file (%s=path, see otel_llm.pricing).",
         model,
@@ -480,7 +495,6 @@ class _State:
         self.overrides: tuple[_Override, ...] = ()
         self.env_checked = False
         self.snapshot: data_snapshot.DataSnapshot | None = None
-        self.warned: set[tuple[str | None, str | None]] = set()
 
 
 _state = _State()
@@ -505,7 +519,7 @@ def load_overrides(path: str | os.PathLike[str]) -> None:
     with _state.lock:
         _state.overrides = overrides
         _state.env_checked = True
-        _state.warned.clear()
+    failures.forget(logger)
     _resolve.cache_clear()
 
 
@@ -611,5 +625,5 @@ def _reset_for_tests() -> None:
     with _state.lock:
         _state.overrides = ()
         _state.env_checked = False
-        _state.warned.clear()
+    failures.forget(logger)
     _resolve.cache_clear()

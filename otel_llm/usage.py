@@ -18,22 +18,12 @@ from typing import Any
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 
 from otel_llm import attributes as attrs
+from otel_llm.fields import field
 
 __all__ = ["TASK_USAGE_PREFIX", "Usage"]
 
 TASK_USAGE_PREFIX = "otel_llm.task.usage."
 """Namespace of token totals on spans that sum many calls (task spans)."""
-
-
-def _get(obj: Any, name: str) -> Any:
-    if obj is None:
-        return None
-    if type(obj) is dict:  # exact checks first: the Mapping ABC check is slow
-        return obj.get(name)
-    value = getattr(obj, name, None)
-    if value is None and isinstance(obj, Mapping):
-        return obj.get(name)
-    return value
 
 
 def _int(value: Any) -> int:
@@ -101,14 +91,14 @@ class Usage:
             # No TTL breakdown: the API default TTL is 5 minutes.
             write_5m, write_1h = write, 0
         else:
-            write_5m = _int(_get(split, "ephemeral_5m_input_tokens"))
-            write_1h = _int(_get(split, "ephemeral_1h_input_tokens"))
+            write_5m = _int(field(split, "ephemeral_5m_input_tokens"))
+            write_1h = _int(field(split, "ephemeral_1h_input_tokens"))
         details = get("output_tokens_details")
         reasoning = 0
         if details is not None:
             # The Messages API names it ``thinking_tokens``; ``reasoning_tokens`` is kept
             # for gateways that report it the OpenAI way.
-            reasoning = _int(_get(details, "thinking_tokens")) or _int(_get(details, "reasoning_tokens"))
+            reasoning = _int(field(details, "thinking_tokens")) or _int(field(details, "reasoning_tokens"))
         return cls(
             uncached + read + write, _int(get("output_tokens")), read, write, write_5m, write_1h, reasoning
         )
@@ -127,17 +117,17 @@ class Usage:
     def _from_openai(cls, usage: Any, input_name: str, output_name: str) -> Usage:
         """Both OpenAI usage shapes: input and output counts, each with a ``*_details``
         object (cached and cache-write input tokens, reasoning output tokens)."""
-        input_details = _get(usage, input_name + "_details")
-        output_details = _get(usage, output_name + "_details")
+        input_details = field(usage, input_name + "_details")
+        output_details = field(usage, output_name + "_details")
         read = write = reasoning = 0
         if input_details is not None:
-            read = _int(_get(input_details, "cached_tokens"))
-            write = _int(_get(input_details, "cache_write_tokens"))
+            read = _int(field(input_details, "cached_tokens"))
+            write = _int(field(input_details, "cache_write_tokens"))
         if output_details is not None:
-            reasoning = _int(_get(output_details, "reasoning_tokens"))
+            reasoning = _int(field(output_details, "reasoning_tokens"))
         return cls(
-            input_tokens=_int(_get(usage, input_name)),
-            output_tokens=_int(_get(usage, output_name)),
+            input_tokens=_int(field(usage, input_name)),
+            output_tokens=_int(field(usage, output_name)),
             cache_read_input_tokens=read,
             cache_creation_input_tokens=write,
             reasoning_output_tokens=reasoning,
@@ -146,7 +136,7 @@ class Usage:
     @classmethod
     def from_openai_embeddings(cls, usage: Any) -> Usage:
         """From an OpenAI embeddings ``Usage`` (input only)."""
-        return cls(input_tokens=_int(_get(usage, "prompt_tokens")))
+        return cls(input_tokens=_int(field(usage, "prompt_tokens")))
 
     @classmethod
     def from_span_attributes(cls, attributes: Mapping[str, Any]) -> Usage:

@@ -12,8 +12,8 @@ import pytest
 
 import otel_llm
 from otel_llm import pricing, tasks
-from otel_llm.budget import BudgetExceeded, Grant, TaskState
 from otel_llm.policy import Limits
+from otel_llm.tasks.budget import BudgetExceeded, Grant, TaskState
 from otel_llm.usage import Usage
 
 MODEL = "gpt-4o"  # $2.50 / M input, $10 / M output

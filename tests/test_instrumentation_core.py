@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 
 import anthropic
 import openai
 import pytest
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.trace import StatusCode
 
+import otel_llm
 from otel_llm import attributes as attrs
-from otel_llm import tasks
+from otel_llm import failures, pricing, tasks
 from otel_llm.instrumentation.anthropic import AnthropicInstrumentor
 from otel_llm.instrumentation.inference import InferenceRequest, Telemetry
 from otel_llm.instrumentation.openai import OpenAIInstrumentor
 from otel_llm.policy import PolicyError
 from otel_llm.sim import Reply
+from otel_llm.usage import Usage
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -132,3 +136,65 @@ def test_error_status_never_carries_a_key_the_provider_echoed(pipeline, sim, spa
     assert "wXyZ" not in span.status.description
     assert span.status.description.startswith("AuthenticationError: Error code: 401")
     assert "[redacted]" in span.status.description
+
+
+def _chat(client) -> None:
+    client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+
+
+def test_a_call_is_priced_before_its_span_is_rendered(pipeline, sim, spans, monkeypatch):
+    """Price, then render: a failure while building the span's attributes leaves the
+    call's cost where it belongs, the same on the task and on the cost metric."""
+
+    def broken(self):
+        raise RuntimeError("rendering broke")
+
+    instrumentor = _on(OpenAIInstrumentor(), pipeline)
+    failures.forget(logging.getLogger("otel_llm.instrumentation"))
+    monkeypatch.setattr(Usage, "span_attributes", broken)
+    try:
+        with (
+            openai.OpenAI(base_url=sim.openai_base_url, api_key="sk-test", max_retries=0) as client,
+            otel_llm.task("priced") as t,
+        ):
+            _chat(client)
+    finally:
+        instrumentor.uninstrument()
+    expected = pricing.price(t.usage, "gpt-4o", "openai")
+    assert expected is not None
+    assert t.usage.input_tokens > 0
+    assert t.summary().unpriced_calls == 0
+    assert t.cost == expected
+    assert t.cost_usd == expected.total_usd
+    assert _costs(pipeline) == {"openai": expected.total_usd}
+    call = pipeline.span("chat gpt-4o")
+    assert attrs.COST_USD not in call.attributes  # the rendering did fail
+
+
+def test_a_suppressed_call_emits_nothing_and_still_counts_toward_its_task(pipeline, sim, spans):
+    instrumentors = _instrument_both(pipeline)
+    try:
+        with (
+            openai.OpenAI(base_url=sim.openai_base_url, api_key="sk-test", max_retries=0) as oa,
+            anthropic.Anthropic(base_url=sim.url, api_key="sk-ant-test", max_retries=0) as an,
+            otel_llm.task("quiet", max_iterations=2) as t,
+            suppress_instrumentation(),
+        ):
+            _chat(oa)
+            an.messages.create(
+                model="claude-sonnet-4-5", max_tokens=32, messages=[{"role": "user", "content": "hi"}]
+            )
+            with pytest.raises(otel_llm.BudgetExceeded) as refused:
+                _chat(oa)
+    finally:
+        for instrumentor in instrumentors:
+            instrumentor.uninstrument()
+    assert refused.value.limit == "max_iterations"
+    assert sim.request_count == 2  # the third call was refused before its request
+    assert [s.name for s in pipeline.spans()] == ["invoke_agent quiet"]
+    assert {name: points for name, points in pipeline.metrics().items() if points} == {}
+    summary = t.summary()
+    assert summary.iterations == 2
+    assert summary.unpriced_calls == 0
+    assert summary.input_tokens > 0
+    assert summary.cost_usd > 0

@@ -15,7 +15,7 @@ from opentelemetry import context as otel_context
 
 import otel_llm
 from otel_llm import pricing, tasks
-from otel_llm.budget import BudgetExceeded
+from otel_llm.tasks.budget import BudgetExceeded
 from otel_llm.usage import Usage
 
 MODEL = "gpt-4o"
@@ -59,11 +59,12 @@ def test_plain_script_loop_is_bounded_by_environment_limits(auto, pipeline):
         loop_forever()
     assert len(handles) == 4
     assert stopped.value.limit == "max_iterations"
-    process_task = tasks._Auto.process
+    process_task = tasks.process_task()
     assert stopped.value.task_id == process_task.task_id
     # Inference spans are children of the process task span, which is still open...
     parent = trace.get_current_span(handles[0].context)
-    assert parent.get_span_context().span_id == process_task._span.get_span_context().span_id
+    process_span = trace.get_current_span(process_task.context)
+    assert parent.get_span_context().span_id == process_span.get_span_context().span_id
     assert [h.span_attributes["otel_llm.task.iteration"] for h in handles] == [1, 2, 3, 4]
     assert pipeline.spans() == []
     # ...and ends, with the totals, when the instrumentation stops (or at exit).
@@ -96,7 +97,7 @@ def test_calls_under_an_active_span_form_one_task_per_trace(auto, pipeline):
         handle = call()
     assert handle.span_attributes["otel_llm.task.id"] == format(other.get_span_context().trace_id, "032x")
     assert handle.span_attributes["otel_llm.task.iteration"] == 1
-    assert tasks._Auto.process is None
+    assert tasks.process_task() is None
 
 
 def test_policy_file_limits_apply_to_automatic_tasks_matched_by_name(auto, tmp_path):
@@ -107,7 +108,7 @@ def test_policy_file_limits_apply_to_automatic_tasks_matched_by_name(auto, tmp_p
         "  - {name: batch, match: {task.name: 'nightly-*'}, per_task: {max_iterations: 1}}\n"
     )
     auto(OTEL_LLM_BUDGETS=str(policy))
-    tracer = trace.get_tracer("web", tracer_provider=tasks._provider())
+    tracer = trace.get_tracer("web", tracer_provider=tasks.tracer_provider())
     with tracer.start_as_current_span("POST /chat"):
         call()
         handle = call()
@@ -121,7 +122,7 @@ def test_explicit_tasks_do_not_create_automatic_ones(auto):
     with otel_llm.task("explicit") as t:
         handle = call()
     assert handle.span_attributes["otel_llm.task.id"] == t.task_id
-    assert tasks._Auto.process is None
+    assert tasks.process_task() is None
 
 
 def test_auto_mode_off_again_means_fast_path(auto):
@@ -168,7 +169,7 @@ CHILD = textwrap.dedent(
     from opentelemetry import context, trace
     from opentelemetry.sdk.trace import TracerProvider
     from otel_llm import pricing, tasks
-    from otel_llm.budget import BudgetExceeded
+    from otel_llm.tasks.budget import BudgetExceeded
     from otel_llm.usage import Usage
 
     usage = Usage(input_tokens=1000, output_tokens=500)

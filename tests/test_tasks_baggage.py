@@ -242,7 +242,7 @@ def test_hostile_environment_carrier_cannot_lift_the_policy_or_break_the_guard(
     assert {(e.task_id, e.limit, e.spent, e.limit_value) for e in refused} == {
         ("parent", "max_iterations", 3, 3)
     }
-    assert tasks._Auto.process.limits == otel_llm.Limits(max_iterations=3)
+    assert tasks.process_task().limits == otel_llm.Limits(max_iterations=3)
 
 
 def test_huge_finite_carried_spend_is_honoured_and_refuses_every_call(guard, sim, tmp_path):

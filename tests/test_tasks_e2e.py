@@ -198,7 +198,7 @@ def test_no_code_loop_is_stopped_by_limits_from_the_environment_or_a_policy_file
         result = _run_loop(tmp_path, sim, sink, **extra)
         spans = sink.spans()
     assert result.returncode == 1
-    assert "otel_llm.budget.BudgetExceeded" in result.stderr
+    assert "otel_llm.BudgetExceeded" in result.stderr
     assert "reached max_iterations: made 4 model calls of max_iterations 4" in result.stderr
     assert sim.request_count == 4
     (task_span,) = [s for s in spans if s.name == "invoke_agent coding-agent"]

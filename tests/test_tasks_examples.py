@@ -62,7 +62,7 @@ SERVER = textwrap.dedent(
     from http.server import BaseHTTPRequestHandler, HTTPServer
     from opentelemetry import context, propagate
     from otel_llm import tasks
-    from otel_llm.budget import BudgetExceeded
+    from otel_llm.tasks.budget import BudgetExceeded
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):

@@ -9,6 +9,13 @@ The telemetry path never breaks the user's call: every step is guarded, a failur
 logged once (per kind of failure) and the call goes on. The one exception that is
 *meant* to reach the user is :class:`otel_llm.BudgetExceeded`, raised by the budget
 guard before the request is sent.
+
+At the end a call is priced first, once, and that one :class:`~otel_llm.pricing.Cost`
+feeds the span, the cost metric and the task's totals: a failure while rendering span
+attributes cannot change what the task is charged. Under OpenTelemetry's
+``suppress_instrumentation`` a call emits no span and no metric, and still goes through
+the budget guard and counts toward its task: switching tracing off never switches the
+budget off.
 """
 
 from __future__ import annotations
@@ -21,10 +28,11 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.metrics import MeterProvider, get_meter_provider
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 from opentelemetry.semconv.attributes import error_attributes, server_attributes
@@ -34,10 +42,9 @@ from opentelemetry.util.types import AttributeValue
 from otel_llm import __version__, failures, pricing, tasks
 from otel_llm import attributes as attrs
 from otel_llm.instrumentation.instruments import instruments_for
+from otel_llm.pricing import Cost
+from otel_llm.tasks import error_type
 from otel_llm.usage import Usage
-
-if TYPE_CHECKING:
-    from otel_llm.pricing import Cost
 
 logger = logging.getLogger("otel_llm.instrumentation")
 
@@ -127,6 +134,7 @@ class InferenceCall:
         "_start",
         "_task_call",
         "_telemetry",
+        "_traced",
         "_ttft",
         "cost",
         "finish_reasons",
@@ -155,6 +163,11 @@ class InferenceCall:
 
         # The guard runs first and may refuse the call; nothing else here may raise.
         self._task_call = _enter_task(request)
+        self._traced = is_instrumentation_enabled()
+        if not self._traced:
+            # suppress_instrumentation: no span, no metrics; the guard above still ran.
+            self._start = time.perf_counter()
+            return
         try:
             self.span = telemetry.tracer.start_span(
                 f"{request.operation} {request.model}" if request.model else request.operation,
@@ -240,14 +253,23 @@ class InferenceCall:
         except IndexError:
             return
         duration = time.perf_counter() - self._start
-        try:
-            self._finish_span(error)
-        except Exception as exc:
-            log_failure_once("finishing the inference span", exc)
-        try:
-            self._record_metrics(duration, error)
-        except Exception as exc:
-            log_failure_once("recording metrics", exc)
+        if self.usage is not None:
+            try:
+                self.cost = pricing.price(
+                    self.usage, self.response_model or self.request.model, self.request.provider
+                )
+            except Exception as exc:
+                # Token counts still land; the collector can price the span later.
+                log_failure_once("pricing the call", exc)
+        if self._traced:
+            try:
+                self._finish_span(error)
+            except Exception as exc:
+                log_failure_once("finishing the inference span", exc)
+            try:
+                self._record_metrics(duration, error)
+            except Exception as exc:
+                log_failure_once("recording metrics", exc)
         if self._task_call is not None:
             try:
                 self._task_call.exit_call(self.usage, self.cost, error)
@@ -271,19 +293,12 @@ class InferenceCall:
             out[gen_ai.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = self._ttft
         if self.usage is not None:
             out.update(self.usage.span_attributes())
-            try:
-                self.cost = pricing.price(
-                    self.usage, self.response_model or self.request.model, self.request.provider
-                )
-            except Exception as exc:
-                # Token counts still land; the collector can price the span later.
-                log_failure_once("pricing the call", exc)
             if self.cost is not None:
                 out.update(self.cost.span_attributes())
             else:
                 out[attrs.PRICE_SOURCE] = pricing.PRICE_SOURCE_UNKNOWN
         if error is not None:
-            out[error_attributes.ERROR_TYPE] = _error_type(error)
+            out[error_attributes.ERROR_TYPE] = error_type(error)
             span.set_status(Status(StatusCode.ERROR, status_message(error)))
         span.set_attributes(out)
 
@@ -306,7 +321,7 @@ class InferenceCall:
             if self.response_model:
                 metric_attrs[gen_ai.GEN_AI_RESPONSE_MODEL] = self.response_model
             if error is not None:
-                metric_attrs[error_attributes.ERROR_TYPE] = _error_type(error)
+                metric_attrs[error_attributes.ERROR_TYPE] = error_type(error)
             sets = (
                 metric_attrs,
                 {**metric_attrs, gen_ai.GEN_AI_TOKEN_TYPE: "input"},
@@ -371,9 +386,3 @@ def status_message(error: BaseException) -> str:
     """The span status description of a failed call: the error's type and message, with
     anything shaped like a key (providers echo masked keys in 401 messages) removed."""
     return _SECRET_LIKE.sub("[redacted]", f"{type(error).__name__}: {error}")[:500]
-
-
-def _error_type(error: BaseException) -> str:
-    # The SDKs' exception classes already name the failure (RateLimitError,
-    # OverloadedError, APITimeoutError, ...) with low cardinality.
-    return type(error).__qualname__

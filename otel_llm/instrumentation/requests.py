@@ -1,11 +1,8 @@
-"""What both provider instrumentations read from a request before it is sent.
-
-- :func:`field` reads a field of a request argument, which may be a plain dict (the
-  usual case), any other mapping, or an SDK model (a previous response's message
-  appended to the history).
-- :class:`Digests` hashes a prompt's cacheable prefix without serialising its long texts
-  and tool lists on every call: each distinct string is digested once, each tool list
-  once per list object, and a combination of digests once.
+"""What both provider instrumentations compute from a request before it is sent:
+:class:`Digests` hashes a prompt's cacheable prefix without serialising its long texts
+and tool lists on every call: each distinct string is digested once, each tool list
+once per list object, and a combination of digests once. (Fields of request arguments
+are read with :func:`otel_llm.fields.field`.)
 
 Everything here runs on every call, before the request leaves; it is kept to dict
 lookups on the hot path.
@@ -15,27 +12,17 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from otel_llm.instrumentation.inference import prefix_hash
 
-__all__ = ["DIGEST_SIZE", "Digests", "field"]
+__all__ = ["DIGEST_SIZE", "Digests"]
 
 DIGEST_SIZE = 8
 """Bytes of a string's digest: as wide as the prefix hash the digests are combined into."""
 
 T = TypeVar("T")
-
-
-def field(obj: Any, name: str) -> Any:
-    """A field of a dict, a mapping or an SDK model; ``None`` when absent."""
-    if type(obj) is dict:  # the exact check first: the mapping ABC check is slow
-        return obj.get(name)
-    value = getattr(obj, name, None)
-    if value is None and isinstance(obj, Mapping):
-        return obj.get(name)
-    return value
 
 
 class Digests:

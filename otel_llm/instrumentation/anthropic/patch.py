@@ -34,6 +34,7 @@ from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ge
 from opentelemetry.util.types import AttributeValue
 
 from otel_llm import attributes as attrs
+from otel_llm.fields import field
 from otel_llm.instrumentation.inference import (
     InferenceCall,
     InferenceRequest,
@@ -42,7 +43,7 @@ from otel_llm.instrumentation.inference import (
     prefix_hash,
 )
 from otel_llm.instrumentation.patching import Wrapper
-from otel_llm.instrumentation.requests import Digests, field
+from otel_llm.instrumentation.requests import Digests
 from otel_llm.instrumentation.streams import AsyncStream, StreamAccumulator, SyncStream
 from otel_llm.usage import Usage
 

@@ -22,7 +22,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from otel_llm.instrumentation.requests import DIGEST_SIZE, Digests, field
+from otel_llm.fields import field
+from otel_llm.instrumentation.requests import DIGEST_SIZE, Digests
 
 _SYSTEM_ROLES = frozenset(("system", "developer"))
 

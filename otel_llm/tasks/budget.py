@@ -1,7 +1,8 @@
-"""The budget guard's vocabulary: what a task has spent against which limit, the
-exception that stops it, and the escalation hook's API.
+"""The budget guard's vocabulary: the limits (names from :mod:`otel_llm.policy`), what a
+task has spent against which limit, the exception that stops it, the escalation hook's
+API, and how an error is named on a span.
 
-Choices (see :mod:`otel_llm.tasks` for where they are applied):
+Choices (applied by :mod:`otel_llm.tasks.guard` and :class:`otel_llm.tasks.task.Task`):
 
 - A limit is *reached* when the amount spent is at or above it: with
   ``max_iterations=3`` calls 1-3 go out and the 4th raises. The check runs before each
@@ -26,11 +27,35 @@ Choices (see :mod:`otel_llm.tasks` for where they are applied):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Literal
 
-from otel_llm.policy import Limits
+from otel_llm.attributes import budget_limit_key
+from otel_llm.policy import INTEGER_LIMITS, LIMIT_NAMES, Limits, OnExceed
 
-__all__ = ["BudgetExceeded", "Grant", "TaskState", "describe"]
+__all__ = [
+    "INTEGER_LIMITS",
+    "LIMIT_KEYS",
+    "LIMIT_NAMES",
+    "BudgetExceeded",
+    "BudgetState",
+    "Grant",
+    "Limits",
+    "OnExceed",
+    "OnExceedHook",
+    "TaskState",
+    "describe",
+    "error_type",
+]
+
+LIMIT_KEYS = {name: budget_limit_key(name) for name in LIMIT_NAMES}
+"""``max_usd`` -> ``otel_llm.budget.max_usd``: the span attribute and baggage key of each limit."""
+
+KILLED = "killed"
+"""The ``limit`` of a :class:`BudgetExceeded` for a task stopped from outside."""
+
+BudgetState = Literal["ok", "warn", "exceeded", "killed"]
 
 _UNITS = {
     # limit: (verb, how the amount spent reads, how the limit reads)
@@ -40,6 +65,7 @@ _UNITS = {
     "max_seconds": ("ran", "{:.1f} s", "{:.1f} s"),
     "max_tool_calls": ("made", "{:.0f} tool calls", "{:.0f}"),
 }
+assert tuple(_UNITS) == LIMIT_NAMES
 
 
 def describe(limit: str, spent: float, limit_value: float) -> str:
@@ -76,7 +102,7 @@ class BudgetExceeded(Exception):
         self.worst_case_usd = worst_case_usd
         self.reason = reason
         who = f'task "{task_name}" (id {task_id})'
-        if limit == "killed":
+        if limit == KILLED:
             text = f"{who} was stopped: {reason or 'killed'}; model call refused"
         elif worst_case_usd is not None:
             text = (
@@ -102,6 +128,11 @@ class BudgetExceeded(Exception):
         )
 
 
+# Users catch and see it as otel_llm.BudgetExceeded (tracebacks print the module), the
+# name error_type() gives it on spans too.
+BudgetExceeded.__module__ = "otel_llm"
+
+
 def _rebuild(*args) -> BudgetExceeded:
     task_id, task_name, limit, spent, limit_value, worst, reason = args
     return BudgetExceeded(
@@ -113,6 +144,15 @@ def _rebuild(*args) -> BudgetExceeded:
         worst_case_usd=worst,
         reason=reason,
     )
+
+
+def error_type(error: BaseException) -> str:
+    """The ``error.type`` of a span that ended with ``error``: ``otel_llm.BudgetExceeded``
+    for a refusal, else the exception's class name. The SDKs' exception classes already
+    name the failure (``RateLimitError``, ``APITimeoutError``, ...) with low cardinality."""
+    if isinstance(error, BudgetExceeded):
+        return "otel_llm.BudgetExceeded"
+    return type(error).__qualname__
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,17 +170,20 @@ class Grant:
     """Why (who approved it); recorded on the task span's grant event."""
 
     def increments(self) -> dict[str, float]:
-        return {
-            name: value
-            for name, value in (
-                ("max_usd", self.max_usd),
-                ("max_tokens", self.max_tokens),
-                ("max_iterations", self.max_iterations),
-                ("max_seconds", self.max_seconds),
-                ("max_tool_calls", self.max_tool_calls),
-            )
-            if value is not None
+        """The limits this grant raises, and by how much."""
+        return {name: value for name in LIMIT_NAMES if (value := getattr(self, name)) is not None}
+
+    def applied_to(self, limits: Limits) -> Limits:
+        """``limits`` raised by this grant (an unset limit stays unset)."""
+        raised = {
+            name: current + extra
+            for name, extra in self.increments().items()
+            if (current := getattr(limits, name)) is not None
         }
+        return Limits(**raised).over(limits)
+
+
+assert tuple(f.name for f in fields(Grant))[:-1] == LIMIT_NAMES
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,3 +209,7 @@ class TaskState:
     """With ``reserve=True``: the refused call's worst-case price."""
     grants: int = 0
     """How many times budget was granted to this task before."""
+
+
+OnExceedHook = Callable[[TaskState], "Grant | Limits | None"]
+"""An ``on_exceed`` callable: given the state, more budget or ``None`` to stop."""

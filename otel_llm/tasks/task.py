@@ -1,7 +1,8 @@
 """The task: one unit of agent work, its counters, its limits and the guard that refuses a
-model call once a limit is spent (rules in :mod:`otel_llm.budget`), and its span
-``invoke_agent {name}``. Tasks are opened with :func:`otel_llm.tasks.task` or made on
-their own (:mod:`otel_llm.autotasks`).
+model call once a limit is spent (rules in :mod:`otel_llm.tasks.budget`, decisions in
+:mod:`otel_llm.tasks.guard`), and its span ``invoke_agent {name}``. Tasks are opened with
+:func:`otel_llm.tasks.task`, joined through baggage (:func:`task_in`) or made on their own
+(:mod:`otel_llm.tasks.auto`).
 
 Task span attributes, set at start: ``gen_ai.operation.name`` = ``invoke_agent``,
 ``gen_ai.agent.name``, ``otel_llm.task.id``, ``otel_llm.task.name``,
@@ -44,10 +45,7 @@ and ``otel_llm.tool.batch`` per batch of two or more tools, with
 ``.size``, ``.tools``, ``.duration_s`` (sum), ``.wall_s``, ``.parallelism``,
 ``.sequential``, ``.saveable_s`` (sum minus the longest: zero when fully parallel).
 
-Tool batches: the tools a task starts after model call *n* and before call *n + 1* are
-one batch (the model asked for them together, so they are independent). A batch is
-*sequential* when it has two or more tools and no two of them overlapped in time. Tool
-calls are counted toward every enclosing task; batches belong to the innermost one.
+Tool batches: :mod:`otel_llm.tasks.toolbatches`.
 
 Calls made after a task ended (a thread that outlived it) still count toward it, and are
 checked against its limits, but no longer show on its span.
@@ -55,16 +53,16 @@ checked against its limits, but no longer show on its span.
 
 from __future__ import annotations
 
+import collections
 import functools
 import inspect
 import logging
 import threading
 import time
 import uuid
-import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
 from opentelemetry import baggage, trace
 from opentelemetry import context as otel_context
@@ -109,30 +107,63 @@ from otel_llm.attributes import (
     TASK_TOOL_PARALLELISM,
     TASK_TOOL_SAVEABLE_S,
     TASK_UNPRICED_CALLS,
-    TOOL_BATCH,
 )
-from otel_llm.budget import BudgetExceeded, Grant, TaskState, describe
-from otel_llm.carrier import _LIMIT_KEYS, _TASK_KEY
-from otel_llm.policy import BudgetConfig, Limits, with_grant
-from otel_llm.settings import _config, _resource_attributes, _tracer
-from otel_llm.threads import _install_thread_propagation
+from otel_llm.pricing import Cost
+from otel_llm.tasks import guard, settings
+from otel_llm.tasks.budget import (
+    KILLED,
+    LIMIT_KEYS,
+    LIMIT_NAMES,
+    BudgetExceeded,
+    BudgetState,
+    Grant,
+    Limits,
+    OnExceed,
+    OnExceedHook,
+    TaskState,
+    describe,
+    error_type,
+)
+from otel_llm.tasks.propagation import (
+    TASK_KEY,
+    Carried,
+    carried_number,
+    carried_task_id,
+    carried_text,
+    install_thread_propagation,
+    read_carried,
+)
+from otel_llm.tasks.state import AUTO_LRU, STATE
+from otel_llm.tasks.toolbatches import BatchTally, ToolBatches, ToolRecord
 from otel_llm.usage import Usage
 
-if TYPE_CHECKING:
-    from otel_llm.carrier import _Carried
+__all__ = [
+    "Clock",
+    "Task",
+    "TaskSummary",
+    "find_live",
+    "from_baggage",
+    "joined_task",
+    "local_name",
+    "log_once",
+    "remember",
+    "task_in",
+]
 
 logger = logging.getLogger("otel_llm.tasks")
 budget_logger = logging.getLogger("otel_llm.budget")
 
 _INVOKE_AGENT = gen_ai.GenAiOperationNameValues.INVOKE_AGENT.value
 
-OnExceed = Callable[[TaskState], "Grant | Limits | None"] | Literal["kill", "alert"]
 Clock = Callable[[], float]
 
-# -- telemetry-path failures ---------------------------------------------------------
+# (event name, attributes, log text): what a change under the lock announces once the
+# lock is released (span events and log lines are not emitted with the lock held).
+_Event = tuple[str, dict[str, Any], str]
 
 
-def _log_once(what: str, exc: BaseException | None = None) -> None:
+def log_once(what: str, exc: BaseException | None = None) -> None:
+    """Log a failure of the task accounting once (it never breaks the call)."""
     failures.log_once(logger, what, exc)
 
 
@@ -179,32 +210,6 @@ class TaskSummary:
         )
 
 
-# -- tool batches ----------------------------------------------------------------------
-
-
-class _ToolRecord:
-    __slots__ = ("batch", "end", "name", "start")
-
-    def __init__(self, name: str, start: float, batch: _Batch) -> None:
-        self.name = name
-        self.start = start
-        self.end: float | None = None
-        self.batch = batch
-
-
-class _Batch:
-    __slots__ = ("closed", "iteration", "records")
-
-    def __init__(self, iteration: int) -> None:
-        self.iteration = iteration
-        self.records: list[_ToolRecord] = []
-        self.closed = False
-
-    @property
-    def done(self) -> bool:
-        return self.closed and all(r.end is not None for r in self.records)
-
-
 # -- the task --------------------------------------------------------------------------
 
 
@@ -220,6 +225,11 @@ class Task:
     stop. ``reserve=True`` refuses a call whose worst case would cross ``max_usd``.
     ``task_id`` defaults to a random 32-hex id. ``clock`` (seconds, monotonic) times
     ``max_seconds``, the wall time and tool batches; default ``time.monotonic``.
+
+    :meth:`start`, :meth:`admit`, :meth:`account`, :meth:`tool_started` and the like are
+    the package's own: the instrumentation hook (:func:`otel_llm.tasks.enter_call`), the
+    tool spans and the automatic tasks drive them; user code needs ``with``,
+    :meth:`summary` and :meth:`kill`.
     """
 
     def __init__(
@@ -232,7 +242,7 @@ class Task:
         max_seconds: float | None = None,
         max_tool_calls: int | None = None,
         warn_at: float | None = None,
-        on_exceed: OnExceed | None = None,
+        on_exceed: OnExceed | OnExceedHook | None = None,
         task_id: str | None = None,
         attributes: Mapping[str, AttributeValue] | None = None,
         reserve: bool = False,
@@ -252,11 +262,7 @@ class Task:
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                 raise ValueError(f"otel_llm.task: {limit} must be a number > 0, got {value!r}")
         self._args = {
-            "max_usd": max_usd,
-            "max_tokens": max_tokens,
-            "max_iterations": max_iterations,
-            "max_seconds": max_seconds,
-            "max_tool_calls": max_tool_calls,
+            **{name: getattr(explicit, name) for name in LIMIT_NAMES},
             "warn_at": warn_at,
             "on_exceed": on_exceed,
             "task_id": task_id,
@@ -278,19 +284,11 @@ class Task:
 
         self.limits = explicit
         self.warn_at = warn_at if warn_at is not None else 0.8
-        self._hook: Callable[[TaskState], Grant | Limits | None] | None = None
-        self._mode = "kill"
+        self._hook: OnExceedHook | None = None
+        self._mode: OnExceed = "kill"
         self._policies: tuple[str, ...] = ()
 
-        self.iterations = 0
-        self.tool_calls = 0
-        # input, output, cache read, cache write, 5m write, 1h write, reasoning (Usage order)
-        self._usage = Usage()
-        self.cost_usd = 0.0
-        self._cost_parts = [0.0, 0.0, 0.0, 0.0, 0.0]  # input, output, cache read, cache write, savings
-        self.unpriced_calls = 0
-        self._token_offset = 0
-        self._reserved_usd = 0.0
+        self._spend = guard.Spend()
         self.grants = 0
         self._warned: set[str] = set()
         self._exceeded: set[str] = set()
@@ -298,19 +296,8 @@ class Task:
         self._kill_reason: str | None = None
         self._outcome = "running"
         self._stopped_by: str | None = None
+        self._tools = ToolBatches()
 
-        self._batch: _Batch | None = None
-        """The batch that takes new tools (those started since the last model call)."""
-        self._closed_batches: list[_Batch] = []
-        """Batches a model call closed while some of their tools still ran."""
-        self._tool_batches = 0
-        self._sequential_batches = 0
-        self._saveable = 0.0
-        self._tool_time = 0.0
-        self._batch_wall = 0.0
-
-        self.started_at: float | None = None
-        self.ended_at: float | None = None
         self._span: trace.Span | None = None
         self._context: otel_context.Context | None = None
         self._token: object | None = None
@@ -343,13 +330,9 @@ class Task:
         if self._entered:
             raise RuntimeError("an otel_llm.task can be entered once; call otel_llm.task(...) again")
         self._entered = True
-        # The enclosing task may be one joined through baggage, made by otel_llm.autotasks,
-        # which builds on this module: imported here so that module loads after this one.
-        from otel_llm.autotasks import _task_in
-
         ctx = otel_context.get_current()
-        self._start(parent=_task_in(ctx, create=True), parent_context=ctx)
-        _install_thread_propagation()
+        self.start(parent=task_in(ctx, create=True), parent_context=ctx)
+        install_thread_propagation()
         self._token = otel_context.attach(self._context)
         return self
 
@@ -359,8 +342,8 @@ class Task:
             try:
                 otel_context.detach(token)
             except Exception as err:  # detached in another context: nothing to restore there
-                _log_once("detaching the task context", err)
-        self._finish(exc)
+                log_once("detaching the task context", err)
+        self.finish(exc)
 
     async def __aenter__(self) -> Task:
         return self.__enter__()
@@ -368,50 +351,36 @@ class Task:
     async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         self.__exit__(exc_type, exc, tb)
 
-    def _resolve_settings(self, config: BudgetConfig, carried: _Carried | None = None) -> None:
-        resource = _resource_attributes()
-        resolved = config.resolve(self.name, self.attributes, resource)
-        limits, warn_at, mode = resolved.limits, resolved.warn_at, resolved.on_exceed
-        policies = resolved.policies
-        if carried is not None:
-            # Baggage only tightens (otel_llm.carrier docstring): strictest value per limit, the
-            # earliest warning, kill over alert.
-            if carried.local_name is not None and carried.local_name != self.name:
-                local = config.resolve(carried.local_name, self.attributes, resource)
-                limits = limits.strictest(local.limits)
-                warn_at = min(warn_at, local.warn_at)
-                mode = "kill" if "kill" in (mode, local.on_exceed) else "alert"
-                policies += tuple(p for p in local.policies if p not in policies)
-            limits = limits.strictest(carried.limits)
-            if carried.warn_at is not None:
-                warn_at = min(warn_at, carried.warn_at)
-            if carried.on_exceed == "kill":
-                mode = "kill"
-        self.limits = self._explicit.over(limits)
-        self.warn_at = self._warn_at_arg if self._warn_at_arg is not None else warn_at
-        self._policies = policies
-        arg = self._on_exceed_arg
-        if callable(arg):
-            self._hook, self._mode = arg, "kill"
-        else:
-            self._mode = arg or mode
-
-    def _start(
+    def start(
         self,
         *,
         parent: Task | None,
         parent_context: otel_context.Context | None,
         with_span: bool = True,
-        carried: _Carried | None = None,
+        carried: Carried | None = None,
     ) -> None:
+        """Resolve the task's settings, start its clock and its span (``with_span``),
+        and make its context (:attr:`context`). ``carried``: what a joined task's
+        baggage says about its budget."""
         self.parent = parent
-        self._resolve_settings(_config(), carried)
-        if self.started_at is None:
-            self.started_at = self._clock()
+        found = guard.resolve_settings(
+            settings.config(),
+            self.name,
+            self.attributes,
+            settings.resource_attributes(),
+            explicit=self._explicit,
+            warn_at=self._warn_at_arg,
+            on_exceed=self._on_exceed_arg,
+            carried=carried,
+        )
+        self.limits, self.warn_at, self._mode = found.limits, found.warn_at, found.mode
+        self._hook, self._policies = found.hook, found.policies
+        if self._spend.started_at is None:
+            self._spend.started_at = self._clock()
         ctx = parent_context if parent_context is not None else otel_context.Context()
         if with_span:
             try:
-                self._span = _tracer().start_span(
+                self._span = settings.tracer().start_span(
                     f"{_INVOKE_AGENT} {self.name}",
                     context=ctx,
                     kind=SpanKind.INTERNAL,
@@ -419,12 +388,24 @@ class Task:
                 )
                 ctx = trace.set_span_in_context(self._span, ctx)
             except Exception as exc:
-                _log_once("starting the task span", exc)
-        ctx = otel_context.set_value(_TASK_KEY, self, ctx)
-        for key, value in self._baggage(with_spend=False).items():
+                log_once("starting the task span", exc)
+        ctx = otel_context.set_value(TASK_KEY, self, ctx)
+        for key, value in self.baggage(with_spend=False).items():
             ctx = baggage.set_baggage(key, value, ctx)
         self._context = ctx
-        _LIVE[self.task_id] = self
+        STATE.live[self.task_id] = self
+
+    def carry_spend(
+        self, *, cost_usd: float, tokens: int, iterations: int, tool_calls: int, elapsed_s: float
+    ) -> None:
+        """Count on from what the task spent in the process that passed it on."""
+        with self._lock:
+            spend = self._spend
+            spend.cost += Cost(total_usd=cost_usd)
+            spend.carried_tokens += tokens
+            spend.iterations += iterations
+            spend.tool_calls += tool_calls
+            spend.started_at = (spend.started_at or 0.0) - elapsed_s
 
     def _start_attributes(self) -> dict[str, AttributeValue]:
         out: dict[str, AttributeValue] = {
@@ -442,7 +423,7 @@ class Task:
         return out
 
     def _budget_attributes(self) -> dict[str, AttributeValue]:
-        out: dict[str, AttributeValue] = {_LIMIT_KEYS[k]: v for k, v in self.limits.items()}
+        out: dict[str, AttributeValue] = {LIMIT_KEYS[k]: v for k, v in self.limits.items()}
         out[BUDGET_WARN_AT] = self.warn_at
         out[BUDGET_ON_EXCEED] = "hook" if self._hook is not None else self._mode
         out[BUDGET_RESERVE] = self.reserve
@@ -450,28 +431,33 @@ class Task:
             out[BUDGET_POLICIES] = list(self._policies)
         return out
 
-    def _baggage(self, *, with_spend: bool) -> dict[str, str]:
+    def baggage(self, *, with_spend: bool) -> dict[str, str]:
+        """The baggage entries that carry this task to another process: id, name and
+        budget settings, and (``with_spend``) what it has spent so far."""
         out = {attrs.BAGGAGE_TASK_ID: self.task_id, attrs.TASK_NAME: self.name}
         for limit, value in self.limits.items():
-            out[_LIMIT_KEYS[limit]] = repr(value)
+            out[LIMIT_KEYS[limit]] = repr(value)
         out[BUDGET_WARN_AT] = repr(self.warn_at)
         out[BUDGET_ON_EXCEED] = "alert" if self._mode == "alert" and self._hook is None else "kill"
         if with_spend:
             with self._lock:
-                out[TASK_COST_USD] = repr(self.cost_usd)
-                out[TASK_TOKENS] = str(self._tokens())
-                out[TASK_ITERATIONS] = str(self.iterations)
-                out[TASK_TOOL_CALLS] = str(self.tool_calls)
+                spend = self._spend
+                out[TASK_COST_USD] = repr(spend.cost.total_usd)
+                out[TASK_TOKENS] = str(spend.tokens)
+                out[TASK_ITERATIONS] = str(spend.iterations)
+                out[TASK_TOOL_CALLS] = str(spend.tool_calls)
                 out[TASK_ELAPSED_S] = repr(self._elapsed())
         return out
 
-    def _finish(self, exc: BaseException | None) -> None:
+    def finish(self, exc: BaseException | None) -> None:
+        """End the task (``exc``: what ended it, if it failed): its outcome, its span with
+        the totals. Never raises."""
         try:
             now = self._clock()
             with self._lock:
-                self.ended_at = now
+                self._spend.ended_at = now
                 events = self._limit_events(now)
-                events += self._close_batch_locked(now, force=True)
+                events += self._batch_events(self._tools.close(now, force=True))
                 if self.killed_by is not None:
                     self._outcome, self._stopped_by = "stopped", self.killed_by
                 elif isinstance(exc, BudgetExceeded):
@@ -481,7 +467,7 @@ class Task:
                 else:
                     self._outcome = "done"
                 end_attributes = self._end_attributes()
-            _LIVE.pop(self.task_id, None)
+            STATE.live.pop(self.task_id, None)
             span = self._span
             if span is None:
                 return
@@ -489,33 +475,35 @@ class Task:
             span.set_attributes(end_attributes)
             if exc is not None:
                 span.record_exception(exc)
-                span.set_attribute(error_attributes.ERROR_TYPE, _error_type(exc))
+                span.set_attribute(error_attributes.ERROR_TYPE, error_type(exc))
                 span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"[:500]))
             span.end()
             self._span_closed = True
         except Exception as err:
-            _log_once("ending the task span", err)
+            log_once("ending the task span", err)
 
     def _end_attributes(self) -> dict[str, AttributeValue]:
-        out: dict[str, AttributeValue] = dict(self.usage.total_attributes())
-        input_usd, output_usd, read_usd, write_usd, savings_usd = self._cost_parts
+        spend = self._spend
+        cost = spend.cost
+        tools = self._tools
+        out: dict[str, AttributeValue] = dict(spend.usage.total_attributes())
         out.update(
             {
-                TASK_ITERATIONS: self.iterations,
-                TASK_TOOL_CALLS: self.tool_calls,
-                TASK_COST_USD: self.cost_usd,
-                TASK_COST_INPUT_USD: input_usd,
-                TASK_COST_OUTPUT_USD: output_usd,
-                TASK_COST_CACHE_READ_USD: read_usd,
-                TASK_COST_CACHE_WRITE_USD: write_usd,
-                TASK_COST_CACHE_SAVINGS_USD: savings_usd,
-                TASK_UNPRICED_CALLS: self.unpriced_calls,
+                TASK_ITERATIONS: spend.iterations,
+                TASK_TOOL_CALLS: spend.tool_calls,
+                TASK_COST_USD: cost.total_usd,
+                TASK_COST_INPUT_USD: cost.input_usd,
+                TASK_COST_OUTPUT_USD: cost.output_usd,
+                TASK_COST_CACHE_READ_USD: cost.cache_read_usd,
+                TASK_COST_CACHE_WRITE_USD: cost.cache_write_usd,
+                TASK_COST_CACHE_SAVINGS_USD: cost.cache_savings_usd,
+                TASK_UNPRICED_CALLS: spend.unpriced_calls,
                 TASK_DURATION_S: self._elapsed(),
                 TASK_OUTCOME: self._outcome,
-                TASK_TOOL_BATCHES: self._tool_batches,
-                TASK_TOOL_BATCHES_SEQUENTIAL: self._sequential_batches,
-                TASK_TOOL_SAVEABLE_S: self._saveable,
-                TASK_TOOL_PARALLELISM: self._tool_time / self._batch_wall if self._batch_wall > 0 else 1.0,
+                TASK_TOOL_BATCHES: tools.batches,
+                TASK_TOOL_BATCHES_SEQUENTIAL: tools.sequential,
+                TASK_TOOL_SAVEABLE_S: tools.saveable_s,
+                TASK_TOOL_PARALLELISM: tools.parallelism,
                 attrs.BUDGET_STATE: self.budget_state,
                 BUDGET_GRANTS: self.grants,
             }
@@ -528,19 +516,50 @@ class Task:
     # -- state ---------------------------------------------------------------------
 
     @property
-    def budget_state(self) -> str:
-        if self.killed_by is not None:
-            return "killed"
-        if self._exceeded:
-            return "exceeded"
-        if self._warned:
-            return "warn"
-        return "ok"
+    def context(self) -> otel_context.Context | None:
+        """The context calls inside this task run in (its span and baggage), once started."""
+        return self._context
+
+    @property
+    def budget_state(self) -> BudgetState:
+        return guard.budget_state(
+            killed=self.killed_by is not None, exceeded=bool(self._exceeded), warned=bool(self._warned)
+        )
 
     @property
     def usage(self) -> Usage:
         """The task's token totals."""
-        return self._usage
+        return self._spend.usage
+
+    @property
+    def cost(self) -> Cost:
+        """The task's cost so far: the sum of its calls' costs."""
+        return self._spend.cost
+
+    @property
+    def cost_usd(self) -> float:
+        return self._spend.cost.total_usd
+
+    @property
+    def iterations(self) -> int:
+        """Model calls admitted."""
+        return self._spend.iterations
+
+    @property
+    def tool_calls(self) -> int:
+        return self._spend.tool_calls
+
+    @property
+    def unpriced_calls(self) -> int:
+        return self._spend.unpriced_calls
+
+    @property
+    def started_at(self) -> float | None:
+        return self._spend.started_at
+
+    @property
+    def ended_at(self) -> float | None:
+        return self._spend.ended_at
 
     @property
     def limits(self) -> Limits:
@@ -551,42 +570,37 @@ class Task:
         self._limits = value
         self._limit_items = tuple(value.items())
 
-    def _tokens(self) -> int:
-        return self._usage.total_tokens + self._token_offset
+    @property
+    def limit_items(self) -> tuple[tuple[str, float], ...]:
+        """The limits in force, as (name, value) pairs."""
+        return self._limit_items
 
     def _elapsed(self, now: float | None = None) -> float:
-        if self.started_at is None:
+        """Wall time at ``now``; by default at the end, or now while running."""
+        spend = self._spend
+        if spend.started_at is None:
             return 0.0
-        end = now if now is not None else self.ended_at if self.ended_at is not None else self._clock()
-        return max(end - self.started_at, 0.0)
+        if now is None:
+            now = spend.ended_at if spend.ended_at is not None else self._clock()
+        return spend.elapsed(now)
 
-    def _spent(self, limit: str, now: float | None = None) -> float:
-        if limit == "max_usd":
-            return self.cost_usd
-        if limit == "max_tokens":
-            return self._tokens()
-        if limit == "max_iterations":
-            return self.iterations
-        if limit == "max_seconds":
-            return self._elapsed(now)
-        return self.tool_calls
-
-    def _limit_events(self, now: float | None = None) -> list[tuple[str, dict[str, AttributeValue], str]]:
-        """Newly crossed warn thresholds and reached limits (call with the lock held):
-        (event name, attributes, log text) to emit once the lock is released."""
+    def _limit_events(self, now: float | None = None) -> list[_Event]:
+        """Newly crossed warn thresholds and reached limits (call with the lock held)."""
+        if not self._limit_items:
+            return []
+        if now is None:
+            now = self._spend.ended_at if self._spend.ended_at is not None else self._clock()
         events = []
-        for limit, value in self._limit_items:
-            spent = self._spent(limit, now)
-            if spent >= value and limit not in self._exceeded:
-                self._exceeded.add(limit)
-                self._warned.add(limit)
-                events.append(self._event(EVENT_EXCEEDED, limit, spent, value))
-            elif spent >= self.warn_at * value and limit not in self._warned:
-                self._warned.add(limit)
-                events.append(self._event(EVENT_WARN, limit, spent, value))
+        for crossing in guard.crossings(
+            self._limit_items, self._spend, now, self.warn_at, self._warned, self._exceeded
+        ):
+            if crossing.event == EVENT_EXCEEDED:
+                self._exceeded.add(crossing.limit)
+            self._warned.add(crossing.limit)
+            events.append(self._event(crossing.event, crossing.limit, crossing.spent, crossing.limit_value))
         return events
 
-    def _event(self, name: str, limit: str, spent: float, value: float) -> tuple[str, dict[str, Any], str]:
+    def _event(self, name: str, limit: str, spent: float, value: float) -> _Event:
         what = {
             EVENT_WARN: f"passed {self.warn_at:.0%} of",
             EVENT_EXCEEDED: "reached",
@@ -597,7 +611,12 @@ class Task:
         )
         return name, {BUDGET_LIMIT: limit, BUDGET_SPENT: float(spent), BUDGET_LIMIT_VALUE: float(value)}, text
 
-    def _emit(self, events: list[tuple[str, dict[str, Any], str]]) -> None:
+    @staticmethod
+    def _batch_events(tallies: list[BatchTally]) -> list[_Event]:
+        # Only batches of two or more tools get an event: one tool has nothing to overlap.
+        return [(EVENT_TOOL_BATCH, t.event_attributes(), "") for t in tallies if len(t.tools) >= 2]
+
+    def _emit(self, events: list[_Event]) -> None:
         for name, event_attrs, text in events:
             if name != EVENT_TOOL_BATCH:
                 budget_logger.warning(text)
@@ -607,6 +626,7 @@ class Task:
     def summary(self) -> TaskSummary:
         """The task's totals so far (final once it has ended)."""
         with self._lock:
+            spend = self._spend
             return TaskSummary(
                 task_id=self.task_id,
                 name=self.name,
@@ -614,18 +634,18 @@ class Task:
                 outcome=self._outcome,
                 stopped_by=self._stopped_by or self.killed_by,
                 budget_state=self.budget_state,
-                iterations=self.iterations,
-                input_tokens=self._usage.input_tokens,
-                output_tokens=self._usage.output_tokens,
-                cache_read_tokens=self._usage.cache_read_input_tokens,
-                cache_write_tokens=self._usage.cache_creation_input_tokens,
-                cost_usd=self.cost_usd,
-                cache_savings_usd=self._cost_parts[4],
-                unpriced_calls=self.unpriced_calls,
-                tool_calls=self.tool_calls,
-                tool_batches=self._tool_batches,
-                sequential_tool_batches=self._sequential_batches,
-                tool_saveable_seconds=self._saveable,
+                iterations=spend.iterations,
+                input_tokens=spend.usage.input_tokens,
+                output_tokens=spend.usage.output_tokens,
+                cache_read_tokens=spend.usage.cache_read_input_tokens,
+                cache_write_tokens=spend.usage.cache_creation_input_tokens,
+                cost_usd=spend.cost.total_usd,
+                cache_savings_usd=spend.cost.cache_savings_usd,
+                unpriced_calls=spend.unpriced_calls,
+                tool_calls=spend.tool_calls,
+                tool_batches=self._tools.batches,
+                sequential_tool_batches=self._tools.sequential,
+                tool_saveable_seconds=self._tools.saveable_s,
                 wall_seconds=self._elapsed(),
                 limits=self.limits,
                 grants=self.grants,
@@ -646,83 +666,64 @@ class Task:
 
     # -- the guard -----------------------------------------------------------------
 
-    def _refusal(self, worst: float | None, now: float) -> tuple[str, float, float, float | None] | None:
-        """The limit that refuses the next call, with the lock held, or None."""
-        if self._kill_reason is not None:
-            return ("killed", 0.0, 0.0, None)
-        for limit, value in self._limit_items:
-            spent = self._spent(limit, now)
-            if spent >= value:
-                return (limit, spent, value, None)
-        if worst is not None and self.limits.max_usd is not None:
-            committed = self.cost_usd + self._reserved_usd
-            if committed + worst > self.limits.max_usd:
-                return ("max_usd", committed, self.limits.max_usd, worst)
-        return None
-
-    def _state(self, limit: str, spent: float, value: float, worst: float | None) -> TaskState:
+    def _state(self, refused: guard.Refusal) -> TaskState:
         with self._lock:
+            spend = self._spend
             return TaskState(
                 task_id=self.task_id,
                 task_name=self.name,
-                limit=limit,
-                spent=spent,
-                limit_value=value,
+                limit=refused.limit,
+                spent=refused.spent,
+                limit_value=refused.limit_value,
                 limits=self.limits,
-                iterations=self.iterations,
-                input_tokens=self._usage.input_tokens,
-                output_tokens=self._usage.output_tokens,
-                cost_usd=self.cost_usd,
-                tool_calls=self.tool_calls,
+                iterations=spend.iterations,
+                input_tokens=spend.usage.input_tokens,
+                output_tokens=spend.usage.output_tokens,
+                cost_usd=spend.cost.total_usd,
+                tool_calls=spend.tool_calls,
                 elapsed_seconds=self._elapsed(),
-                worst_case_usd=worst,
+                worst_case_usd=refused.worst_case_usd,
                 grants=self.grants,
             )
 
-    def _ask_hook(self, limit: str, spent: float, value: float, worst: float | None) -> bool:
+    def _ask_hook(self, refused: guard.Refusal) -> bool:
         """Escalate to ``on_exceed``; True when it granted budget."""
         assert self._hook is not None
-        state = self._state(limit, spent, value, worst)
+        state = self._state(refused)
         try:
             answer = self._hook(state)
         except BudgetExceeded:
             raise
         except Exception as exc:
-            self._refuse(limit, spent, value, worst, cause=exc)
+            self._refuse(refused, cause=exc)
         if answer is None:
             return False
         if not isinstance(answer, Grant | Limits):
             problem = TypeError(f"on_exceed must return a Grant, Limits or None, got {type(answer).__name__}")
-            self._refuse(limit, spent, value, worst, cause=problem)
-        if isinstance(answer, Grant):
-            increments = answer.increments()
-            new_limits = with_grant(self.limits, **increments)
-            reason = answer.reason
-        else:
-            increments = dict(answer.items())
-            new_limits = answer
-            reason = None
+            self._refuse(refused, cause=problem)
         with self._lock:
-            self.limits = new_limits
+            self.limits, changed, reason = guard.apply_answer(self.limits, answer)
             self.grants += 1
-            for name in increments:
+            for name in changed:
                 self._warned.discard(name)
                 self._exceeded.discard(name)
-        event_attrs: dict[str, AttributeValue] = {BUDGET_LIMIT: limit, BUDGET_SPENT: float(spent)}
-        for name, amount in increments.items():
-            event_attrs[_LIMIT_KEYS[name]] = amount
+        event_attrs: dict[str, AttributeValue] = {
+            BUDGET_LIMIT: refused.limit,
+            BUDGET_SPENT: float(refused.spent),
+        }
+        for name, amount in changed.items():
+            event_attrs[LIMIT_KEYS[name]] = amount
         if reason:
             event_attrs["otel_llm.budget.grant_reason"] = reason
         budget_logger.warning(
-            'task "%s" (id %s) was granted more budget: %s', self.name, self.task_id, increments
+            'task "%s" (id %s) was granted more budget: %s', self.name, self.task_id, changed
         )
         if self._span is not None and not self._span_closed:
             self._span.add_event(EVENT_GRANT, event_attrs)
         return True
 
-    def _refuse(
-        self, limit: str, spent: float, value: float, worst: float | None, cause: BaseException | None = None
-    ) -> None:
+    def _refuse(self, refused: guard.Refusal, cause: BaseException | None = None) -> None:
+        limit, spent, value, worst = refused
         first = False
         with self._lock:
             if self.killed_by is None:
@@ -750,156 +751,153 @@ class Task:
                 self._span.add_event(EVENT_KILLED, attributes)
         raise error from cause
 
-    def _admit(self, worst: float | None) -> tuple[int, float]:
-        """Check this task's limits for one more call and count it; raises
-        ``BudgetExceeded``. Returns (iteration number, reserved USD)."""
+    def admit(self, worst: float | None) -> tuple[int, float]:
+        """Check this task's limits for one more model call and count it; raises
+        :class:`BudgetExceeded`. ``worst``: the call's worst-case price, for ``reserve``.
+        Returns (iteration number, USD reserved)."""
         asked: set[str] = set()
         while True:
             now = self._clock()
             with self._lock:
-                refusal = self._refusal(worst if self.reserve else None, now)
-                if refusal is None or (self._mode == "alert" and refusal[0] != "killed"):
-                    self.iterations += 1
+                refused = guard.refusal(
+                    self._limit_items,
+                    self._spend,
+                    now,
+                    killed=self._kill_reason is not None,
+                    max_usd=self._limits.max_usd,
+                    worst=worst if self.reserve else None,
+                )
+                if refused is None or (self._mode == "alert" and refused.limit != KILLED):
+                    spend = self._spend
+                    spend.iterations += 1
                     reserved = worst if (self.reserve and worst is not None) else 0.0
-                    self._reserved_usd += reserved
-                    iteration = self.iterations
+                    spend.reserved_usd += reserved
+                    iteration = spend.iterations
                     events = self._limit_events(now)
                     break
-            limit, spent, value, worst_case = refusal
-            if self._hook is not None and limit != "killed" and limit not in asked:
-                asked.add(limit)
-                if self._ask_hook(limit, spent, value, worst_case):
+            if self._hook is not None and refused.limit != KILLED and refused.limit not in asked:
+                asked.add(refused.limit)
+                if self._ask_hook(refused):
                     continue
-            self._refuse(limit, spent, value, worst_case)
+            self._refuse(refused)
         self._emit(events)
         return iteration, reserved
 
-    def _unadmit(self, reserved: float) -> None:
+    def unadmit(self, reserved: float) -> None:
+        """Take back an :meth:`admit` (a task around this one refused the call)."""
         with self._lock:
-            self.iterations -= 1
-            self._reserved_usd -= reserved
+            self._spend.iterations -= 1
+            self._spend.reserved_usd -= reserved
 
-    def _account(self, usage: Usage | None, cost: Any, reserved: float) -> None:
+    def account(self, usage: Usage | None, cost: Cost | None, reserved: float) -> None:
+        """Add one finished call's usage and cost (None: no usage, or no known price),
+        and release what :meth:`admit` reserved for it."""
         with self._lock:
-            self._reserved_usd = max(self._reserved_usd - reserved, 0.0)
+            spend = self._spend
+            spend.reserved_usd = max(spend.reserved_usd - reserved, 0.0)
             if usage is not None:
-                self._usage += usage
+                spend.usage += usage
                 if cost is None:
-                    self.unpriced_calls += 1
+                    spend.unpriced_calls += 1
             if cost is not None:
-                self.cost_usd += cost.total_usd
-                parts = self._cost_parts
-                parts[0] += cost.input_usd
-                parts[1] += cost.output_usd
-                parts[2] += cost.cache_read_usd
-                parts[3] += cost.cache_write_usd
-                parts[4] += cost.cache_savings_usd
+                spend.cost += cost
             events = self._limit_events()
         self._emit(events)
 
     # -- tools ---------------------------------------------------------------------
 
-    def _close_batch_locked(self, now: float, force: bool = False) -> list[tuple[str, dict[str, Any], str]]:
-        """Close the open batch; tally every closed batch whose tools all ended (with
-        ``force``, tools still running end now). Call with the lock held."""
-        if self._batch is not None:
-            self._batch.closed = True
-            self._closed_batches.append(self._batch)
-            self._batch = None
-        events: list[tuple[str, dict[str, Any], str]] = []
-        waiting = []
-        for batch in self._closed_batches:
-            if force:
-                for record in batch.records:
-                    if record.end is None:
-                        record.end = now
-            if batch.done:
-                events += self._tally(batch)
-            else:
-                waiting.append(batch)
-        self._closed_batches = waiting
-        return events
-
-    def _tally(self, batch: _Batch) -> list[tuple[str, dict[str, Any], str]]:
-        records = batch.records
-        if not records:
-            return []
-        durations = [max((r.end or r.start) - r.start, 0.0) for r in records]
-        total = sum(durations)
-        wall = max((r.end or r.start) for r in records) - min(r.start for r in records)
-        ordered = sorted(records, key=lambda r: r.start)
-        sequential = len(records) >= 2
-        latest_end = ordered[0].end or ordered[0].start
-        for record in ordered[1:]:
-            if record.start < latest_end:
-                sequential = False
-                break
-            latest_end = max(latest_end, record.end or record.start)
-        saveable = total - max(durations) if sequential else 0.0
-        self._tool_batches += 1
-        self._tool_time += total
-        self._batch_wall += wall
-        if sequential:
-            self._sequential_batches += 1
-            self._saveable += saveable
-        if len(records) < 2:
-            return []
-        parallelism = total / wall if wall > 0 else 1.0
-        event = {
-            f"{TOOL_BATCH}.iteration": batch.iteration,
-            f"{TOOL_BATCH}.size": len(records),
-            f"{TOOL_BATCH}.tools": [r.name for r in records],
-            f"{TOOL_BATCH}.duration_s": total,
-            f"{TOOL_BATCH}.wall_s": wall,
-            f"{TOOL_BATCH}.parallelism": parallelism,
-            f"{TOOL_BATCH}.sequential": sequential,
-            f"{TOOL_BATCH}.saveable_s": saveable,
-        }
-        return [(EVENT_TOOL_BATCH, event, "")]
-
-    def _tool_started(self, name: str, innermost: bool) -> tuple[_ToolRecord | None, int]:
+    def tool_started(self, name: str, innermost: bool) -> tuple[ToolRecord | None, int]:
+        """Count a tool call (and, in the innermost task, put it in the open batch).
+        Returns its record (innermost only) and the model call it follows."""
         now = self._clock()
         with self._lock:
-            self.tool_calls += 1
-            iteration = self.iterations
+            self._spend.tool_calls += 1
+            iteration = self._spend.iterations
             record = None
-            events: list[tuple[str, dict[str, Any], str]] = []
+            events: list[_Event] = []
             if innermost:
-                if self._batch is not None and self._batch.iteration != iteration:
-                    events += self._close_batch_locked(now)
-                if self._batch is None:
-                    self._batch = _Batch(iteration)
-                record = _ToolRecord(name, now, self._batch)
-                self._batch.records.append(record)
+                record, finished = self._tools.started(name, iteration, now)
+                events += self._batch_events(finished)
             events += self._limit_events(now)
         self._emit(events)
         return record, iteration
 
-    def _tool_ended(self, record: _ToolRecord) -> None:
+    def tool_ended(self, record: ToolRecord) -> None:
         now = self._clock()
         with self._lock:
-            record.end = now
-            events: list[tuple[str, dict[str, Any], str]] = []
-            batch = record.batch
-            if batch.done and batch in self._closed_batches:
-                self._closed_batches.remove(batch)
-                events = self._tally(batch)
+            events = self._batch_events(self._tools.ended(record, now))
         self._emit(events)
 
-    def _next_turn(self) -> None:
+    def next_turn(self) -> None:
         """A model call was admitted: the running tool batch takes no more tools."""
-        if self._batch is None and not self._closed_batches:
+        if self._tools.idle:
             # Nothing to close (a call with no tools since the last): no lock, no clock.
             return
         with self._lock:
-            events = self._close_batch_locked(self._clock())
+            events = self._batch_events(self._tools.close(self._clock()))
         self._emit(events)
 
 
-_LIVE: weakref.WeakValueDictionary[str, Task] = weakref.WeakValueDictionary()
+# -- tasks by id: live ones, and those joined through baggage ------------------------------
 
 
-def _error_type(error: BaseException) -> str:
-    if isinstance(error, BudgetExceeded):
-        return "otel_llm.BudgetExceeded"
-    return type(error).__qualname__
+def find_live(task_id: str) -> Task | None:
+    """The task with this id that started in this process and has not ended."""
+    return STATE.live.get(task_id)
+
+
+def remember(registry: collections.OrderedDict[str, Task], key: str, made: Task) -> Task:
+    """Keep ``made`` in an LRU registry of automatic tasks (the oldest one goes)."""
+    registry[key] = made
+    while len(registry) > AUTO_LRU:
+        registry.popitem(last=False)
+    return made
+
+
+def task_in(ctx: otel_context.Context, *, create: bool) -> Task | None:
+    """The explicit task of ``ctx``, else the task joined through its baggage (made now
+    with ``create``)."""
+    found = ctx.get(TASK_KEY)
+    if found is not None:
+        return found
+    task_id = carried_task_id(ctx)
+    if task_id is None:
+        return None
+    return joined_task(task_id, ctx, create=create)
+
+
+def local_name(ctx: otel_context.Context) -> str:
+    """The name a call in ``ctx`` would have without baggage: its trace task's (the active
+    span's name) or the process task's."""
+    span = trace.get_current_span(ctx)
+    name = getattr(span, "name", None) if span.get_span_context().is_valid else None
+    return name if isinstance(name, str) and name else settings.process_name()
+
+
+def joined_task(task_id: str, ctx: otel_context.Context, *, create: bool) -> Task | None:
+    """The task ``task_id`` joined through ``ctx``'s baggage (made now with ``create``)."""
+    with STATE.auto_lock:
+        found = STATE.joined.get(task_id)
+        if found is not None:
+            STATE.joined.move_to_end(task_id)
+            return found
+        if not create:
+            return None
+        joined = from_baggage(task_id, baggage.get_all(ctx), local=local_name(ctx))
+        return remember(STATE.joined, task_id, joined)
+
+
+def from_baggage(task_id: str, carried: Mapping[str, object], *, local: str | None) -> Task:
+    """A task joined through baggage: the local settings tightened by the carried ones,
+    counting on from the carried spend so far. Never raises for what the baggage holds."""
+    name = carried_text(carried.get(attrs.TASK_NAME), attrs.TASK_NAME) or "remote"
+    joined = Task(name, task_id=task_id, _kind="joined")
+    joined.start(parent=None, parent_context=None, with_span=False, carried=read_carried(carried, local))
+    joined.carry_spend(
+        cost_usd=carried_number(carried, TASK_COST_USD) or 0.0,
+        tokens=int(carried_number(carried, TASK_TOKENS, integer=True) or 0),
+        iterations=int(carried_number(carried, TASK_ITERATIONS, integer=True) or 0),
+        tool_calls=int(carried_number(carried, TASK_TOOL_CALLS, integer=True) or 0),
+        elapsed_s=carried_number(carried, TASK_ELAPSED_S) or 0.0,
+    )
+    return joined

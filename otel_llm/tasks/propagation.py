@@ -1,5 +1,6 @@
-"""How a task travels: in the OpenTelemetry context, in W3C baggage, and in environment
-variables to a subprocess; and what a process may believe of the baggage it receives.
+"""How a task travels: in the OpenTelemetry context, to threads, in W3C baggage, and in
+environment variables to a subprocess; and what a process may believe of the baggage it
+receives.
 
 Within a process the current task is a value of the OpenTelemetry context. Across
 processes it travels in baggage (``otel_llm.task.id``): an HTTP call with context
@@ -33,16 +34,30 @@ and names longer than 256 characters are cut. No baggage value makes
 :func:`~otel_llm.tasks.task`, :func:`~otel_llm.tasks.current_task`,
 :func:`~otel_llm.tasks.enter_call` or :meth:`~otel_llm.tasks.TaskCall.exit_call` raise,
 and none lets a model call go unguarded.
+
+Threads: threads started with ``threading.Thread`` and work submitted to a
+``ThreadPoolExecutor`` inside a task belong to that task. The first task started in a
+process (or :func:`otel_llm.tasks.enable_auto_tasks`) patches ``Thread.start`` and
+``ThreadPoolExecutor.submit`` to carry the context when, and only when, a task is
+active (:func:`install_thread_propagation`). Executor worker threads themselves never
+inherit a context, so pooled work never leaks into another task. Other long-lived worker
+pools started inside a task inherit that task. Process pools do not join; use
+:func:`otel_llm.tasks.subprocess_env` for subprocesses. (asyncio tasks copy the context
+on their own.)
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import thread as futures_thread
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from opentelemetry import baggage
 from opentelemetry import context as otel_context
@@ -50,34 +65,47 @@ from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from otel_llm import attributes as attrs
-from otel_llm.attributes import BUDGET_ON_EXCEED, BUDGET_WARN_AT, budget_limit_key
-from otel_llm.policy import LIMIT_NAMES, Limits
+from otel_llm import failures
+from otel_llm.attributes import BUDGET_ON_EXCEED, BUDGET_WARN_AT
+from otel_llm.policy import INTEGER_LIMITS, LIMIT_NAMES, Limits
+from otel_llm.tasks.budget import LIMIT_KEYS
+from otel_llm.tasks.state import STATE
+
+__all__ = [
+    "TASK_KEY",
+    "Carried",
+    "carried_number",
+    "carried_task_id",
+    "carried_text",
+    "carries_task",
+    "context_from_env",
+    "env_context",
+    "inject_env",
+    "install_thread_propagation",
+    "read_carried",
+]
 
 logger = logging.getLogger("otel_llm.tasks")
 
-_TASK_KEY = otel_context.create_key("otel_llm.task")
+TASK_KEY = otel_context.create_key("otel_llm.task")
 """The context key that holds the explicit task a context belongs to."""
-_LIMIT_KEYS = {name: budget_limit_key(name) for name in LIMIT_NAMES}
 
 
-def _carries_task(ctx: otel_context.Context) -> bool:
-    return ctx.get(_TASK_KEY) is not None or baggage.get_baggage(attrs.BAGGAGE_TASK_ID, ctx) is not None
+def carries_task(ctx: otel_context.Context) -> bool:
+    """Whether ``ctx`` holds a task, or a task id in its baggage."""
+    return ctx.get(TASK_KEY) is not None or baggage.get_baggage(attrs.BAGGAGE_TASK_ID, ctx) is not None
 
 
 # -- reading baggage (untrusted: see the module docstring) --------------------------------
-
-_ignored: set[str] = set()
-"""Baggage entries already logged as ignored (each is logged once)."""
 
 _MAX_CARRIED_TEXT = 256
 """Longest task id or name taken from baggage (longer ones are cut)."""
 _MAX_CARRIED_NUMBER = 64
 """Longest number taken from baggage (``repr`` of a float is at most 24 characters)."""
-_INTEGER_LIMITS = frozenset({"max_tokens", "max_iterations", "max_tool_calls"})
 
 
 @dataclass(frozen=True, slots=True)
-class _Carried:
+class Carried:
     """What a joined task's baggage says about its budget, validated; it only tightens."""
 
     limits: Limits
@@ -88,16 +116,12 @@ class _Carried:
 
 
 def _ignore(key: str, raw: object, why: str) -> None:
-    what = f"baggage {key}"
-    if what in _ignored:
-        return
-    _ignored.add(what)
     shown = repr(raw) if len(repr(raw)) <= 80 else repr(raw)[:77] + "..."
-    logger.warning("otel-llm: ignored baggage entry %s=%s: %s", key, shown, why)
+    failures.warn_once(logger, ("baggage", key), "otel-llm: ignored baggage entry %s=%s: %s", key, shown, why)
 
 
-def _carried_text(raw: object, key: str) -> str | None:
-    """A task id or name from baggage: a non-empty string, cut to ``_MAX_CARRIED_TEXT``."""
+def carried_text(raw: object, key: str) -> str | None:
+    """A task id or name from baggage: a non-empty string, cut to 256 characters."""
     if raw is None:
         return None
     if not isinstance(raw, str) or not raw:
@@ -106,7 +130,12 @@ def _carried_text(raw: object, key: str) -> str | None:
     return raw[:_MAX_CARRIED_TEXT]
 
 
-def _number(
+def carried_task_id(ctx: otel_context.Context | None) -> str | None:
+    """The task id in ``ctx``'s baggage, if any (and valid)."""
+    return carried_text(baggage.get_baggage(attrs.BAGGAGE_TASK_ID, ctx), attrs.BAGGAGE_TASK_ID)
+
+
+def carried_number(
     carried: Mapping[str, object], key: str, *, integer: bool = False, positive: bool = False
 ) -> float | None:
     """A finite number >= 0 (> 0 with ``positive``; rounded down with ``integer``) from
@@ -137,20 +166,21 @@ def _number(
     return value
 
 
-def _read_carried(carried: Mapping[str, object], local_name: str | None) -> _Carried:
+def read_carried(carried: Mapping[str, object], local_name: str | None) -> Carried:
+    """The budget settings a joined task's baggage carries (bad entries ignored)."""
     limits = {}
     for name in LIMIT_NAMES:
-        value = _number(carried, _LIMIT_KEYS[name], integer=name in _INTEGER_LIMITS, positive=True)
+        value = carried_number(carried, LIMIT_KEYS[name], integer=name in INTEGER_LIMITS, positive=True)
         if value is not None:
             limits[name] = value
-    warn_at = _number(carried, BUDGET_WARN_AT, positive=True)
+    warn_at = carried_number(carried, BUDGET_WARN_AT, positive=True)
     if warn_at is not None and warn_at > 1:
         _ignore(BUDGET_WARN_AT, carried.get(BUDGET_WARN_AT), "expected a number > 0 and <= 1")
         warn_at = None
     on_exceed = carried.get(BUDGET_ON_EXCEED)
     if on_exceed is not None and on_exceed not in ("kill", "alert"):
         _ignore(BUDGET_ON_EXCEED, on_exceed, "expected kill or alert")
-    return _Carried(Limits(**limits), warn_at, "kill" if on_exceed == "kill" else None, local_name)
+    return Carried(Limits(**limits), warn_at, "kill" if on_exceed == "kill" else None, local_name)
 
 
 # -- crossing process boundaries -------------------------------------------------------
@@ -158,7 +188,7 @@ def _read_carried(carried: Mapping[str, object], local_name: str | None) -> _Car
 _ENV_KEYS = {"traceparent": "TRACEPARENT", "tracestate": "TRACESTATE", "baggage": "BAGGAGE"}
 
 
-def _inject_env(out: dict[str, str], ctx: otel_context.Context) -> dict[str, str]:
+def inject_env(out: dict[str, str], ctx: otel_context.Context) -> dict[str, str]:
     """Set ``TRACEPARENT``, ``TRACESTATE`` and ``BAGGAGE`` in ``out`` from ``ctx`` (as the
     OpenTelemetry environment-carrier specification describes), replacing any there."""
     carrier: dict[str, str] = {}
@@ -171,7 +201,8 @@ def _inject_env(out: dict[str, str], ctx: otel_context.Context) -> dict[str, str
     return out
 
 
-def _env_carrier_context(environ: Mapping[str, str]) -> otel_context.Context | None:
+def env_context(environ: Mapping[str, str]) -> otel_context.Context | None:
+    """The context ``TRACEPARENT``/``TRACESTATE``/``BAGGAGE`` in ``environ`` describe, or None."""
     carrier = {low: environ[up] for low, up in _ENV_KEYS.items() if environ.get(up)}
     if not carrier:
         return None
@@ -182,4 +213,46 @@ def _env_carrier_context(environ: Mapping[str, str]) -> otel_context.Context | N
 def context_from_env(environ: Mapping[str, str] | None = None) -> otel_context.Context:
     """The context a parent process passed in ``TRACEPARENT``/``BAGGAGE`` (empty if none);
     attach it (``opentelemetry.context.attach``) to join the parent's trace and task."""
-    return _env_carrier_context(os.environ if environ is None else environ) or otel_context.Context()
+    return env_context(os.environ if environ is None else environ) or otel_context.Context()
+
+
+# -- threads ---------------------------------------------------------------------------
+
+
+def _run_in_context(ctx: otel_context.Context, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    token = otel_context.attach(ctx)
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        otel_context.detach(token)
+
+
+def install_thread_propagation() -> None:
+    """Make threads and executor work started inside a task belong to it (see the module
+    docstring). Idempotent; a no-op for threads started outside any task."""
+    if STATE.threads_patched:
+        return
+    with STATE.threads_lock:
+        if STATE.threads_patched:
+            return
+        pool_worker = futures_thread._worker
+        original_start = threading.Thread.start
+        original_submit = ThreadPoolExecutor.submit
+
+        @functools.wraps(original_start)
+        def start(self: threading.Thread) -> None:
+            ctx = otel_context.get_current()
+            if carries_task(ctx) and getattr(self, "_target", None) is not pool_worker:
+                self.run = functools.partial(_run_in_context, ctx, self.run)  # type: ignore[method-assign]
+            original_start(self)
+
+        @functools.wraps(original_submit)
+        def submit(self: ThreadPoolExecutor, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+            ctx = otel_context.get_current()
+            if carries_task(ctx):
+                fn = functools.partial(_run_in_context, ctx, fn)
+            return original_submit(self, fn, *args, **kwargs)
+
+        threading.Thread.start = start  # type: ignore[method-assign]
+        ThreadPoolExecutor.submit = submit  # type: ignore[method-assign]
+        STATE.threads_patched = True

@@ -1,0 +1,136 @@
+"""The hook contract with the instrumentation: :func:`enter_call` before each model call
+(it may refuse it), :meth:`TaskCall.exit_call` when the call ends."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from opentelemetry import context as otel_context
+from opentelemetry.util.types import AttributeValue
+
+from otel_llm import attributes as attrs
+from otel_llm import pricing
+from otel_llm.attributes import TASK_PARENT_IDS
+from otel_llm.pricing import Cost
+from otel_llm.tasks.auto import owner_of_call
+from otel_llm.tasks.budget import LIMIT_KEYS, BudgetExceeded
+from otel_llm.tasks.task import Task, log_once
+from otel_llm.usage import Usage
+
+__all__ = ["TaskCall", "enter_call"]
+
+
+class TaskCall:
+    """One admitted model call: where its span goes and what it carries, and its end."""
+
+    __slots__ = ("_done", "_entries", "context", "span_attributes")
+
+    def __init__(
+        self,
+        entries: list[tuple[Task, float]],
+        context: otel_context.Context | None,
+        span_attributes: Mapping[str, AttributeValue],
+    ) -> None:
+        self._entries = entries
+        self._done = False
+        self.context = context
+        """Parent context for the inference span; None = the current one."""
+        self.span_attributes = span_attributes
+
+    def exit_call(self, usage: Usage | None, cost: Cost | None, error: BaseException | None) -> None:
+        """Account the call's usage and cost (None: no known price) to its tasks.
+        Called once when the call ends, a stream's end included; never raises."""
+        if self._done:
+            return
+        self._done = True
+        for owner, reserved in self._entries:
+            try:
+                owner.account(usage, cost, reserved)
+            except Exception as exc:
+                log_once("accounting a call to its task", exc)
+
+
+def enter_call(
+    provider: str,
+    model: str | None,
+    *,
+    max_tokens: int | None,
+    input_estimate: int | Callable[[], int],
+    admit: bool = True,
+) -> TaskCall | None:
+    """Called by the instrumentation before each model call, before its span starts and
+    before the request is sent. Raises :class:`BudgetExceeded` when the task's limits are
+    spent (or, with ``reserve``, would be). Returns None when no task owns the call (no
+    task, no automatic task).
+
+    ``admit=False`` is for reads of work already requested (``responses.retrieve``): the
+    call is neither counted as an iteration nor refused, but usage it is the first to see
+    is still accounted to the task when it ends."""
+    try:
+        owner, parent_context = owner_of_call(otel_context.get_current())
+        if owner is None:
+            return None
+        chain = owner.chain()
+        worst = _worst_case(chain, provider, model, max_tokens, input_estimate) if admit else None
+    except BudgetExceeded:
+        raise
+    except Exception as exc:
+        log_once("finding the task of a model call", exc)
+        return None
+    state_before = owner.budget_state
+    if not admit:
+        return TaskCall(
+            [(member, 0.0) for member in chain],
+            parent_context,
+            {attrs.TASK_ID: owner.task_id, attrs.TASK_NAME: owner.name, attrs.BUDGET_STATE: state_before},
+        )
+    entries: list[tuple[Task, float]] = []
+    iteration = 0
+    try:
+        for member in chain:
+            number, reserved = member.admit(worst)
+            if member is owner:
+                iteration = number
+            entries.append((member, reserved))
+    except BudgetExceeded:
+        for member, reserved in entries:
+            member.unadmit(reserved)
+        raise
+    except Exception as exc:
+        log_once("checking the task budget", exc)
+        for member, reserved in entries:
+            member.unadmit(reserved)
+        return None
+    try:
+        owner.next_turn()
+        span_attributes: dict[str, AttributeValue] = {
+            attrs.TASK_ID: owner.task_id,
+            attrs.TASK_NAME: owner.name,
+            attrs.TASK_ITERATION: iteration,
+            attrs.BUDGET_STATE: state_before,
+        }
+        if len(chain) > 1:
+            span_attributes[TASK_PARENT_IDS] = [t.task_id for t in chain[1:]]
+        for limit, value in owner.limit_items:
+            span_attributes[LIMIT_KEYS[limit]] = value
+    except Exception as exc:
+        log_once("describing a model call's task", exc)
+        span_attributes = {attrs.TASK_ID: owner.task_id}
+    return TaskCall(entries, parent_context, span_attributes)
+
+
+def _worst_case(
+    chain: list[Task],
+    provider: str,
+    model: str | None,
+    max_tokens: int | None,
+    input_estimate: int | Callable[[], int],
+) -> float | None:
+    for member in chain:
+        if member.reserve and member.limits.max_usd is not None:
+            break
+    else:
+        return None
+    estimate = input_estimate() if callable(input_estimate) else input_estimate
+    cost = pricing.price(Usage(input_tokens=max(estimate, 0), output_tokens=max_tokens or 0), model, provider)
+    return None if cost is None else cost.total_usd
