@@ -20,7 +20,6 @@ from typing import Any
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 
 from otel_llm import attributes as attrs
-from otel_llm.budget import BudgetExceeded
 from otel_llm.instrumentation.inference import InferenceCall, InferenceRequest, Telemetry, log_failure_once
 from otel_llm.instrumentation.litellm import readers
 from otel_llm.instrumentation.litellm.accumulators import ChatStream, ResponsesStream
@@ -28,6 +27,7 @@ from otel_llm.instrumentation.openai import messages
 from otel_llm.instrumentation.openai.patch import stream_usage_enabled
 from otel_llm.instrumentation.patching import Wrapper
 from otel_llm.instrumentation.streams import AsyncStream, StreamAccumulator, SyncStream
+from otel_llm.tasks import BudgetExceeded
 
 _CHAT = gen_ai.GenAiOperationNameValues.CHAT.value
 _EMBEDDINGS = gen_ai.GenAiOperationNameValues.EMBEDDINGS.value

@@ -11,7 +11,7 @@
 - ``record_*``: a response handed to the call (model, id, finish reasons, usage, and
   the output messages when content capture is on).
 
-Everything here reads objects or plain dicts alike (:func:`~otel_llm.instrumentation.requests.field`).
+Everything here reads objects or plain dicts alike (:func:`~otel_llm.fields.field`).
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from urllib.parse import urlsplit
 
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 
+from otel_llm.fields import field
 from otel_llm.instrumentation.inference import InferenceCall
 from otel_llm.instrumentation.openai import messages
-from otel_llm.instrumentation.requests import field
 from otel_llm.usage import Usage
 
 __all__ = [
