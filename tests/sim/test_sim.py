@@ -741,7 +741,7 @@ async def test_async_anthropic_stream(sim: Simulator) -> None:
 
 
 def test_cli_serves_and_prints_its_url() -> None:
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     process = subprocess.Popen(
         [sys.executable, "-m", "otel_llm.sim", "--port", "0", "--output-tokens", "3"],
         cwd=repo,

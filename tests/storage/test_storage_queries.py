@@ -6,7 +6,7 @@ import datetime as dt
 from collections import defaultdict
 
 import pytest
-from test_storage_fixtures import NOW, config_fixture, llm_span, ns, store_fixture  # noqa: F401
+from support.storage import NOW, llm_span, ns
 
 from otel_llm.storage import queries
 from otel_llm.storage.backend import Backend

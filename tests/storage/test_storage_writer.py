@@ -15,15 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_storage_fixtures import (  # noqa: F401
-    NOW,
-    config_fixture,
-    llm_span,
-    make_config,
-    ns,
-    store_fixture,
-    wait_until,
-)
+from support.storage import NOW, llm_span, make_config, ns, wait_until
 
 from otel_llm.storage.backend import Backend, open_backend
 from otel_llm.storage.config import StorageConfig, WriterConfig
@@ -153,7 +145,7 @@ def restore(tmp_path: Path, hidden: Path) -> None:
 def run_writer_process(cfg: StorageConfig, count: int, start: int) -> dict:
     script = f"""
 import json, sys
-sys.path.insert(0, {str(Path(__file__).parent)!r})
+sys.path[:0] = [{str(Path(__file__).parent)!r}, {str(Path(__file__).parents[1])!r}]
 from test_storage_writer import spans
 from otel_llm.storage.backend import open_backend
 from otel_llm.storage.config import StorageConfig, WriterConfig

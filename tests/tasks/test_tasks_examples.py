@@ -16,7 +16,7 @@ from opentelemetry import propagate, trace
 import otel_llm
 from otel_llm import tasks
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 

@@ -1,22 +1,16 @@
-"""Shared pieces of the storage tests: a real chDB store in a temp dir, span builders.
-
-(Named ``test_storage_*`` so it lives with the suites it serves; it has no tests.)
-"""
+"""Shared pieces of the storage tests: a real chDB store config in a temp dir, span
+builders. (The ``config`` and ``store`` fixtures are in ``tests/storage/conftest.py``.)"""
 
 from __future__ import annotations
 
 import datetime as dt
 import itertools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from otel_llm.storage.backend import Backend, open_backend
 from otel_llm.storage.config import StorageConfig, WriterConfig
-from otel_llm.storage.migrations import apply_schema
 from otel_llm.storage.records import SpanRecord
 
 # Recent enough that no TTL drops the rows while a test runs.
@@ -33,19 +27,6 @@ def make_config(tmp_path: Path, **writer: Any) -> StorageConfig:
     defaults["retry_initial"] = 0.05
     defaults.update(writer)
     return StorageConfig(path=str(tmp_path / "ch"), writer=WriterConfig(**defaults))
-
-
-@pytest.fixture(name="config")
-def config_fixture(tmp_path: Path) -> StorageConfig:
-    return make_config(tmp_path)
-
-
-@pytest.fixture(name="store")
-def store_fixture(config: StorageConfig) -> Iterator[Backend]:
-    backend = open_backend(config)
-    apply_schema(backend)
-    yield backend
-    backend.close()
 
 
 def span_id() -> str:

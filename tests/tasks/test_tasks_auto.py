@@ -125,10 +125,16 @@ def test_explicit_tasks_do_not_create_automatic_ones(auto):
     assert tasks.process_task() is None
 
 
-def test_auto_mode_off_again_means_fast_path(auto):
+def test_automatic_tasks_off_again_end_the_process_task_and_make_no_new_one(auto, pipeline):
     auto()
+    assert call() is not None
     tasks.instrumentation_stopped()
+    (ended,) = pipeline.spans()
+    assert ended.attributes["otel_llm.task.kind"] == "process"
+    assert ended.attributes["otel_llm.task.iterations"] == 1
     assert call() is None
+    assert tasks.process_task() is None
+    assert len(pipeline.spans()) == 1
 
 
 def test_bad_policy_file_fails_when_the_instrumentation_starts(auto, tmp_path):

@@ -46,8 +46,17 @@ def test_prices_used_in_these_tests_are_the_known_ones():
     assert cached.total_usd == pytest.approx(0.0025 + 0.00125 + 0.001, abs=1e-12)
 
 
-def test_no_task_and_no_automatic_task_is_the_fast_path(spans):
-    assert tasks.enter_call("openai", MODEL, max_tokens=10, input_estimate=10) is None
+def test_a_call_outside_any_task_with_automatic_tasks_off_belongs_to_no_task(spans):
+    """Automatic tasks off (no instrumentor started them), no explicit task: nothing
+    counts the call and no task is made for it, inside a trace or not."""
+    tracer = trace.get_tracer("web", tracer_provider=spans.tracer_provider)
+    assert call() is None
+    with tracer.start_as_current_span("POST /chat") as request:
+        assert call() is None
+        assert tasks.current_task() is None
+    assert tasks.trace_task(request.get_span_context().trace_id) is None
+    assert tasks.process_task() is None
+    assert [s.name for s in spans.spans()] == ["POST /chat"]  # no task span either
 
 
 def test_task_counts_calls_tokens_cost_and_tools_exactly(spans):

@@ -8,7 +8,6 @@ from __future__ import annotations
 import openai
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
-from test_storage_fixtures import config_fixture, store_fixture  # noqa: F401
 
 import otel_llm
 from otel_llm import tasks

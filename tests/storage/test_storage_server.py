@@ -13,8 +13,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from clickhouse_http import ClickHouseHTTPServer, TlsFiles, self_signed_cert
-from test_storage_fixtures import NOW, llm_span, make_config, wait_until
+from support.clickhouse_http import ClickHouseHTTPServer, TlsFiles, self_signed_cert
+from support.storage import NOW, llm_span, make_config, wait_until
 from test_storage_queries import BASE_END, BASE_START, END, START, dataset
 
 from otel_llm.storage import queries

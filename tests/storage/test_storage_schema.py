@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_storage_fixtures import config_fixture, make_config, store_fixture  # noqa: F401
 
 from otel_llm.storage.backend import Backend, ChdbBackend, ClickHouseBackend, open_backend
 from otel_llm.storage.config import StorageConfig
@@ -253,7 +252,3 @@ def test_query_parameters_are_bound_not_pasted(store: Backend) -> None:
     sql = "SELECT {s:String} AS s, {xs:Array(String)} AS xs"
     row = store.query(sql, {"s": tricky, "xs": ["a'b", "c"]}).rows
     assert row == [(tricky, ["a'b", "c"])]
-
-
-def test_make_config_is_a_valid_config(tmp_path: Path) -> None:
-    assert make_config(tmp_path).writer.flush_interval == 0.05

@@ -17,7 +17,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from test_storage_fixtures import NOW, config_fixture, llm_span, ns, store_fixture  # noqa: F401
+from support.storage import NOW, llm_span, ns
 
 from otel_llm.storage.backend import Backend
 from otel_llm.storage.records import (

@@ -1,0 +1,2 @@
+"""Test infrastructure shared by the suites (importable as ``support``: ``tests`` is on
+pytest's ``pythonpath``)."""
