@@ -3,6 +3,8 @@
 Subcommands arrive with the components they drive; today:
 
 - ``otel-llm sim``: serve the provider simulator (OpenAI and Anthropic wire formats).
+- ``otel-llm collector [--config PATH]``, ``otel-llm tasks``, ``otel-llm kill TASK_ID``:
+  the collector sidecar and its control API (:mod:`otel_llm.collector.cli`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve the provider simulator on loopback",
         description="Serve a fake OpenAI + Anthropic API on loopback.",
     )
+    from otel_llm.collector import cli as collector_cli
+
+    collector_cli.add_commands(commands)
     return parser
 
 
@@ -39,6 +44,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from otel_llm.sim import cli as sim_cli
 
         return sim_cli.main(args_list[1:])
+    if args.command in ("collector", "tasks", "kill"):
+        from otel_llm.collector import cli as collector_cli
+
+        return collector_cli.main(args)
     return 2
 
 

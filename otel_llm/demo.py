@@ -1,9 +1,10 @@
 """``make demo``: an example agent under ``opentelemetry-instrument``, end to end.
 
-It starts the provider simulator (unless real API keys are set), a loopback OTLP/HTTP
-endpoint, and runs ``examples/quickstart.py`` as a separate process under
+It starts the provider simulator (unless real API keys are set) and the otel-llm
+collector (in this process, OTLP on free loopback ports, embedded ClickHouse in a
+temporary directory), and runs the example agents as separate processes under
 ``opentelemetry-instrument`` with the standard OTLP exporter. Then it prints one row
-per model call from the spans that process exported.
+per model call and one per task, read back from the collector's storage.
 """
 
 from __future__ import annotations
@@ -11,14 +12,18 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 
 from otel_llm import attributes as attrs
-from otel_llm.otlp import OtlpSpan, TraceSink
+from otel_llm.collector.otlp import OtlpSpan
+from otel_llm.storage import Backend
+from otel_llm.storage.records import SPAN_KINDS, STATUS_CODES
 from otel_llm.usage import TASK_USAGE_PREFIX
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,6 +51,9 @@ def instrumented_env(
         OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
         OTEL_EXPORTER_OTLP_ENDPOINT=otlp_endpoint,
         OTEL_BSP_SCHEDULE_DELAY="200",
+        # traceloop's OpenAI instrumentor (entry point "openai", installed by the dev
+        # extra for the collector's foreign-span tests) would add a second span per call.
+        OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="openai",
     )
     if sim_url is not None:
         if not os.environ.get("OPENAI_API_KEY"):
@@ -164,37 +172,94 @@ def task_table(spans: Iterable[OtlpSpan]) -> str:
     return format_table(rows, left=2)
 
 
+def _typed(text: str) -> Any:
+    """A stored attribute string as the value it was (for display)."""
+    if text in ("true", "false"):
+        return text == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def stored_spans(backend: Backend, service: str) -> list[OtlpSpan]:
+    """The spans of ``service`` as stored in ``otel_traces``, values typed again."""
+    rows = backend.query(
+        "SELECT TraceId, SpanId, ParentSpanId, SpanName, SpanKind, toUnixTimestamp64Nano(Timestamp) AS start,"
+        " Duration, SpanAttributes, ResourceAttributes, ScopeName, ScopeVersion, StatusCode, StatusMessage"
+        " FROM otel_traces WHERE ServiceName = {service:String} ORDER BY Timestamp",
+        {"service": service},
+    ).dicts()
+    return [
+        OtlpSpan(
+            trace_id=row["TraceId"],
+            span_id=row["SpanId"],
+            parent_span_id=row["ParentSpanId"],
+            name=row["SpanName"],
+            kind=SPAN_KINDS.index(row["SpanKind"]) if row["SpanKind"] in SPAN_KINDS else 0,
+            start_time_unix_nano=int(row["start"]),
+            end_time_unix_nano=int(row["start"]) + int(row["Duration"]),
+            attributes={k: _typed(v) for k, v in dict(row["SpanAttributes"]).items()},
+            resource=dict(row["ResourceAttributes"]),
+            scope_name=row["ScopeName"],
+            scope_version=row["ScopeVersion"],
+            status_code=STATUS_CODES.index(row["StatusCode"]) if row["StatusCode"] in STATUS_CODES else 0,
+            status_message=row["StatusMessage"],
+        )
+        for row in rows
+    ]
+
+
 def main() -> int:
+    from otel_llm.collector.config import parse_config
+    from otel_llm.collector.service import Collector
+    from otel_llm.policy import BudgetConfig
     from otel_llm.sim import Simulator
 
-    # A little latency so time to first token means something on screen.
-    with Simulator(ttft=0.05, per_token=0.002) as sim, TraceSink() as sink:
-        outputs = {}
-        for script in (QUICKSTART, *AGENTS):
-            # The example agents start their own simulator with a scripted model (or
-            # use the real API when its key is set); the quickstart uses this one.
-            env = instrumented_env(
-                sink.endpoint,
-                sim_url=sim.url if script == QUICKSTART else None,
-                service_name=f"otel-llm-{script.stem}",
-            )
-            print(f"running {script.relative_to(ROOT)} under opentelemetry-instrument ...", flush=True)
-            result = run_instrumented(script, env)
-            if result.returncode != 0:
-                sys.stderr.write(result.stdout + result.stderr)
-                print(f"{script.name} failed (exit {result.returncode})", file=sys.stderr)
-                return 1
-            outputs[script] = result.stderr
-        spans = sink.spans()
+    with tempfile.TemporaryDirectory(prefix="otel-llm-demo-") as workdir:
+        config = parse_config(
+            {
+                "receivers": {"otlp": {"grpc": {"enabled": False}, "http": {"endpoint": "127.0.0.1:0"}}},
+                "state": {"dir": f"{workdir}/state"},
+                "storage": {"path": f"{workdir}/clickhouse"},
+            },
+            "demo",
+        )
+        # A little latency so time to first token means something on screen.
+        with (
+            Simulator(ttft=0.05, per_token=0.002) as sim,
+            Collector(config, budgets=BudgetConfig()) as collector,
+        ):
+            outputs = {}
+            for script in (QUICKSTART, *AGENTS):
+                # The example agents start their own simulator with a scripted model (or
+                # use the real API when its key is set); the quickstart uses this one.
+                env = instrumented_env(
+                    collector.http_url,
+                    sim_url=sim.url if script == QUICKSTART else None,
+                    service_name=f"otel-llm-{script.stem}",
+                )
+                print(f"running {script.relative_to(ROOT)} under opentelemetry-instrument ...", flush=True)
+                result = run_instrumented(script, env)
+                if result.returncode != 0:
+                    sys.stderr.write(result.stdout + result.stderr)
+                    print(f"{script.name} failed (exit {result.returncode})", file=sys.stderr)
+                    return 1
+                outputs[script] = result.stderr
+            assert collector.storage is not None
+            collector.storage.spans.flush()
+            spans = {
+                script: stored_spans(collector.storage.backend, f"otel-llm-{script.stem}")
+                for script in (QUICKSTART, *AGENTS)
+            }
 
-    def of(script: Path) -> list[OtlpSpan]:
-        return [s for s in spans if s.resource.get("service.name") == f"otel-llm-{script.stem}"]
-
-    print(f"\nModel calls of {QUICKSTART.name}, one row per exported span:\n")
-    print(call_table(of(QUICKSTART)))
+    print(f"\nModel calls of {QUICKSTART.name}, one row per stored span:\n")
+    print(call_table(spans[QUICKSTART]))
     for agent in AGENTS:
         print(f"\nTasks of {agent.name}, from the task spans it exported:\n")
-        print(task_table(of(agent)))
+        print(task_table(spans[agent]))
         for line in outputs[agent].splitlines():
             if "stopped:" in line:
                 print(f"  {line.strip()}")

@@ -95,9 +95,7 @@ from otel_llm.storage.records import (
     SpanEvent,
     SpanLink,
     SpanRecord,
-    from_export_request,
     from_readable_span,
-    from_resource_spans,
 )
 from otel_llm.storage.writer import BudgetEventWriter, SpanWriter
 
@@ -120,9 +118,7 @@ __all__ = [
     "StorageError",
     "WriterConfig",
     "apply_schema",
-    "from_export_request",
     "from_readable_span",
-    "from_resource_spans",
     "open_backend",
     "queries",
     "render_schema",

@@ -2,7 +2,7 @@
 
 :class:`SpanRecord` has one field per ``otel_traces`` column (the upstream ClickHouse
 exporter's layout). Build it from an SDK span (:func:`from_readable_span`) on the agent
-side or from OTLP protobuf (:func:`from_resource_spans`) in the collector. Attribute
+side; the collector builds it from OTLP (``otel_llm.collector.otlp``). Attribute
 values are stored as strings exactly as the upstream exporter stores them
 (``pcommon.Value.AsString``): booleans ``true``/``false``, integers in decimal,
 doubles in shortest round-trip form (``3`` for 3.0), arrays and maps as compact JSON,
@@ -27,8 +27,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from otel_llm.otlp import any_value
-
 __all__ = [
     "BudgetEventRecord",
     "SpanEvent",
@@ -37,9 +35,7 @@ __all__ = [
     "attribute_str",
     "attributes_to_strings",
     "budget_events_to_arrow",
-    "from_export_request",
     "from_readable_span",
-    "from_resource_spans",
     "spans_to_arrow",
 ]
 
@@ -196,67 +192,6 @@ def from_readable_span(span: Any) -> SpanRecord:
             for link in span.links
         ],
     )
-
-
-# -- from OTLP protobuf ----------------------------------------------------------------
-
-
-def _kv_strings(pairs: Iterable[Any]) -> dict[str, str]:
-    out = {}
-    for kv in pairs:
-        value = kv.value
-        kind = value.WhichOneof("value")
-        out[kv.key] = value.string_value if kind == "string_value" else attribute_str(any_value(value))
-    return out
-
-
-def from_resource_spans(resource_spans: Any) -> list[SpanRecord]:
-    """From one ``opentelemetry.proto.trace.v1.ResourceSpans`` message."""
-    resource = _kv_strings(resource_spans.resource.attributes)
-    service = resource.get("service.name", "")
-    out = []
-    for scope_spans in resource_spans.scope_spans:
-        scope_name = scope_spans.scope.name
-        scope_version = scope_spans.scope.version
-        for span in scope_spans.spans:
-            start = span.start_time_unix_nano
-            out.append(
-                SpanRecord(
-                    timestamp_ns=start,
-                    trace_id=span.trace_id.hex(),
-                    span_id=span.span_id.hex(),
-                    parent_span_id=span.parent_span_id.hex(),
-                    trace_state=span.trace_state,
-                    span_name=span.name,
-                    span_kind=SPAN_KINDS[span.kind] if span.kind < len(SPAN_KINDS) else "Unspecified",
-                    service_name=service,
-                    resource_attributes=resource,
-                    scope_name=scope_name,
-                    scope_version=scope_version,
-                    span_attributes=_kv_strings(span.attributes),
-                    duration_ns=max(span.end_time_unix_nano - start, 0),
-                    status_code=STATUS_CODES[span.status.code] if span.status.code < 3 else "Unset",
-                    status_message=span.status.message,
-                    events=[
-                        SpanEvent(e.time_unix_nano, e.name, _kv_strings(e.attributes)) for e in span.events
-                    ],
-                    links=[
-                        SpanLink(
-                            link.trace_id.hex(),
-                            link.span_id.hex(),
-                            link.trace_state,
-                            _kv_strings(link.attributes),
-                        )
-                        for link in span.links
-                    ],
-                )
-            )
-    return out
-
-
-def from_export_request(request: Any) -> list[SpanRecord]:
-    """From an ``ExportTraceServiceRequest`` (all its resource spans)."""
-    return [record for rs in request.resource_spans for record in from_resource_spans(rs)]
 
 
 # -- to Arrow --------------------------------------------------------------------------

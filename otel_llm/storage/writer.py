@@ -203,6 +203,13 @@ class BatchWriter(Generic[R]):
         self._closed = True
         return done
 
+    def has_room(self, count: int) -> bool:
+        """Whether ``count`` more rows fit in the queue now (``submit`` would not block):
+        lets a receiver shed load *before* it acts on a request."""
+        with self._cond:
+            queued = self._queued_locked()
+            return not queued or queued + count <= self.config.max_queue_rows
+
     def stats(self) -> dict[str, int]:
         """Counters since start, plus the current queue and spool sizes."""
         with self._cond:

@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
+from support.tracesink import TraceSink
 
-from otel_llm.otlp import OtlpSpan, TraceSink
+from otel_llm.collector.otlp import OtlpSpan
 from otel_llm.sim import SimRequest, Simulator
 
 AGENTS = Path(__file__).parent / "agents"
@@ -63,6 +64,9 @@ def agent_env(sim: Simulator, otlp_endpoint: str, service: str, **extra: str) ->
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "OPENAI_", "ANTHROPIC_"))}
     env.update(
         OTEL_SERVICE_NAME=service,
+        # Only otel-llm's instrumentors: the dev extra also installs traceloop's OpenAI
+        # instrumentation (the collector's tests price its spans).
+        OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="openai",
         OTEL_TRACES_EXPORTER="otlp",
         OTEL_METRICS_EXPORTER="none",
         OTEL_LOGS_EXPORTER="none",

@@ -8,10 +8,10 @@ import runpy
 
 import pytest
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
+from support.tracesink import TraceSink
 
 from otel_llm import attributes as attrs
 from otel_llm.demo import QUICKSTART, call_table, inference_spans, instrumented_env, run_instrumented
-from otel_llm.otlp import TraceSink
 from otel_llm.sim.tokens import count_tokens
 
 SYSTEM = runpy.run_path(str(QUICKSTART))["SYSTEM"]

@@ -19,12 +19,12 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from support.storage import NOW, llm_span, ns
 
+from otel_llm.collector.otlp import from_export_request
 from otel_llm.storage.backend import Backend
 from otel_llm.storage.records import (
     SpanEvent,
     SpanRecord,
     attribute_str,
-    from_export_request,
     from_readable_span,
     spans_to_arrow,
 )

@@ -12,13 +12,13 @@ import anthropic
 import openai
 import pytest
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
+from support.tracesink import TraceSink
 
 import otel_llm
 from otel_llm import tasks
 from otel_llm.demo import instrumented_env, run_instrumented
 from otel_llm.instrumentation.anthropic import AnthropicInstrumentor
 from otel_llm.instrumentation.openai import OpenAIInstrumentor
-from otel_llm.otlp import TraceSink
 from otel_llm.sim import Reply
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")

@@ -1,0 +1,247 @@
+"""The OTLP receiver: OTLP/HTTP on aiohttp and OTLP/gRPC on grpcio, as the OTLP
+specification says.
+
+HTTP (``/v1/traces``, ``/v1/metrics``, ``/v1/logs``): ``application/x-protobuf`` or
+``application/json`` (OTLP/JSON), ``Content-Encoding: gzip`` or none. The answer is an
+``Export*ServiceResponse`` in the request's encoding; ``partial_success`` counts spans
+refused for good. Errors: 400 with a ``google.rpc.Status`` saying what was wrong
+(malformed body), 401 (bearer token), 413 (over ``max_request_bytes`` after
+decompression: inflating stops at the limit, so a gzip bomb costs nothing), 415
+(content type), 503 + ``Retry-After`` when the collector must shed load (storage queue
+full or too many requests in flight).
+
+gRPC (``TraceService``, ``MetricsService``, ``LogsService`` from ``opentelemetry-proto``):
+gzip is negotiated by grpcio; a message over the limit is RESOURCE_EXHAUSTED; a bad
+token UNAUTHENTICATED; shedding load is UNAVAILABLE with a ``google.rpc.RetryInfo`` in
+``grpc-status-details-bin`` (and in ``google.rpc.retryinfo-bin``, where the Python OTLP
+exporter reads it).
+
+Both hand decoded requests to :class:`Ingest` (implemented by the service).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Protocol
+
+import grpc
+from aiohttp import web
+from google.protobuf import duration_pb2, json_format
+from google.protobuf.any_pb2 import Any as AnyMessage
+from google.protobuf.message import Message
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
+
+from otel_llm.collector.config import OtlpReceiverConfig
+from otel_llm.collector.otlp import RESPONSES, BodyTooLarge, OtlpDecodeError, Signal, decode, read_body
+
+__all__ = ["ExportResult", "Ingest", "Overloaded", "check_token", "http_routes", "start_grpc"]
+
+log = logging.getLogger(__name__)
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+
+
+class Overloaded(Exception):
+    """The collector cannot take this request now; the sender should retry later."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExportResult:
+    rejected: int = 0
+    message: str = ""
+
+
+class Ingest(Protocol):
+    def export(self, signal: Signal, message: Message, raw: bytes | None) -> ExportResult:
+        """Process one decoded export request (in a worker thread); raises :class:`Overloaded`."""
+        ...
+
+
+def check_token(expected: str | None, header: str | None) -> bool:
+    """Constant-time bearer-token check; always true when no token is configured."""
+    if expected is None:
+        return True
+    if not header or not header.startswith("Bearer "):
+        return False
+    return hmac.compare_digest(header[7:].strip().encode(), expected.encode())
+
+
+def response_message(signal: Signal, result: ExportResult) -> Message:
+    response = RESPONSES[signal]()
+    if result.rejected or result.message:
+        partial = response.partial_success
+        field = {
+            "traces": "rejected_spans",
+            "metrics": "rejected_data_points",
+            "logs": "rejected_log_records",
+        }
+        setattr(partial, field[signal], result.rejected)
+        partial.error_message = result.message
+    return response
+
+
+# -- HTTP ------------------------------------------------------------------------------
+
+
+def _encode(message: Message, as_json: bool) -> bytes:
+    if as_json:
+        return json.dumps(json_format.MessageToDict(message), separators=(",", ":")).encode()
+    return message.SerializeToString()
+
+
+def _status(
+    http: int, code: int, text: str, as_json: bool, headers: dict[str, str] | None = None
+) -> web.Response:
+    body = _encode(status_pb2.Status(code=code, message=text), as_json)
+    return web.Response(status=http, body=body, content_type=JSON if as_json else PROTOBUF, headers=headers)
+
+
+def http_routes(
+    config: OtlpReceiverConfig,
+    ingest: Ingest,
+    executor: ThreadPoolExecutor,
+    on_error: Callable[[str, int], None] | None = None,
+) -> list[web.RouteDef]:
+    """The ``POST /v1/{traces,metrics,logs}`` routes."""
+    limit = config.max_request_bytes
+    retry_after = str(config.retry_after)
+
+    def handler(signal: Signal) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        async def export(request: web.Request) -> web.StreamResponse:
+            kind = (request.content_type or "").lower()
+            as_json = kind == JSON
+            if kind not in (PROTOBUF, JSON):
+                return _status(
+                    415,
+                    code_pb2.INVALID_ARGUMENT,
+                    f"unsupported Content-Type {kind!r}: send {PROTOBUF} or {JSON}",
+                    False,
+                )
+            length = request.content_length
+            encoding = request.headers.get("Content-Encoding")
+            if length is not None and length > limit:
+                _count(signal, 413)
+                return _status(
+                    413,
+                    code_pb2.RESOURCE_EXHAUSTED,
+                    f"body of {length} bytes is over the {limit}-byte limit",
+                    as_json,
+                )
+            try:
+                body = await read_body(request.content.iter_chunked(1 << 16), encoding, limit)
+            except BodyTooLarge as exc:
+                _count(signal, 413)
+                return _status(413, code_pb2.RESOURCE_EXHAUSTED, str(exc), as_json)
+            except OtlpDecodeError as exc:
+                _count(signal, 400)
+                return _status(400, code_pb2.INVALID_ARGUMENT, str(exc), as_json)
+            loop = asyncio.get_running_loop()
+            try:
+                result = await loop.run_in_executor(
+                    executor, _decode_and_export, ingest, signal, body, as_json
+                )
+            except OtlpDecodeError as exc:
+                _count(signal, 400)
+                return _status(400, code_pb2.INVALID_ARGUMENT, str(exc), as_json)
+            except Overloaded as exc:
+                _count(signal, 503)
+                return _status(503, code_pb2.UNAVAILABLE, str(exc), as_json, {"Retry-After": retry_after})
+            return web.Response(
+                body=_encode(response_message(signal, result), as_json),
+                content_type=JSON if as_json else PROTOBUF,
+            )
+
+        return export
+
+    def _count(signal: str, status: int) -> None:
+        if on_error is not None:
+            on_error(signal, status)
+
+    return [web.post(f"/v1/{signal}", handler(signal)) for signal in ("traces", "metrics", "logs")]
+
+
+def _decode_and_export(ingest: Ingest, signal: Signal, body: bytes, as_json: bool) -> ExportResult:
+    message = decode(signal, body, json_body=as_json)
+    return ingest.export(signal, message, None if as_json else body)
+
+
+# -- gRPC ------------------------------------------------------------------------------
+
+
+def _retry_metadata(seconds: int) -> tuple[tuple[str, bytes], ...]:
+    info = error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=seconds))
+    detail = AnyMessage()
+    detail.Pack(info)
+    status = status_pb2.Status(code=code_pb2.UNAVAILABLE, message="collector overloaded", details=[detail])
+    return (
+        ("grpc-status-details-bin", status.SerializeToString()),
+        ("google.rpc.retryinfo-bin", info.SerializeToString()),
+    )
+
+
+class _Servicer:
+    def __init__(self, signal: Signal, ingest: Ingest, token: str | None, retry_after: int) -> None:
+        self.signal = signal
+        self.ingest = ingest
+        self.token = token
+        self.retry_after = retry_after
+
+    def Export(self, request: Message, context: grpc.ServicerContext) -> Message:
+        if self.token is not None:
+            header = dict(context.invocation_metadata()).get("authorization")
+            if not check_token(self.token, header):
+                context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
+        try:
+            result = self.ingest.export(self.signal, request, None)
+        except Overloaded as exc:
+            context.set_trailing_metadata(_retry_metadata(self.retry_after))
+            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        return response_message(self.signal, result)
+
+
+class _TraceServicer(_Servicer, trace_service_pb2_grpc.TraceServiceServicer):
+    pass
+
+
+class _MetricsServicer(_Servicer, metrics_service_pb2_grpc.MetricsServiceServicer):
+    pass
+
+
+class _LogsServicer(_Servicer, logs_service_pb2_grpc.LogsServiceServicer):
+    pass
+
+
+def start_grpc(config: OtlpReceiverConfig, ingest: Ingest, token: str | None) -> tuple[grpc.Server, int]:
+    """Start the gRPC server; returns it and the port it bound (``:0`` picks a free one)."""
+    options = [
+        ("grpc.max_receive_message_length", config.max_request_bytes),
+        ("grpc.max_send_message_length", 4 * 1024 * 1024),
+        ("grpc.so_reuseport", 0),
+    ]
+    server = grpc.server(
+        ThreadPoolExecutor(config.grpc_workers, thread_name_prefix="otel-llm-grpc"), options=options
+    )
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(
+        _TraceServicer("traces", ingest, token, config.retry_after), server
+    )
+    metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(
+        _MetricsServicer("metrics", ingest, token, config.retry_after), server
+    )
+    logs_service_pb2_grpc.add_LogsServiceServicer_to_server(
+        _LogsServicer("logs", ingest, token, config.retry_after), server
+    )
+    port = server.add_insecure_port(config.grpc.endpoint)
+    if port == 0:
+        raise OSError(f"cannot listen for OTLP/gRPC on {config.grpc.endpoint}")
+    server.start()
+    return server, port
