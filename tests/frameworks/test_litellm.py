@@ -51,6 +51,7 @@ ORDER = [
     "budget-1",
     "budget-router-1",
     "metered-stream",
+    "embed-float",  # through the OpenAI SDK's embeddings resource, instrumented as well
 ]
 
 
@@ -70,6 +71,9 @@ def test_every_litellm_call_is_one_span_and_one_request(run):
         "chat claude-haiku-4-5",
     ]
     assert spans[5].name == "embeddings text-embedding-3-small"
+    float_embedding = spans[-1].attributes
+    assert float_embedding[gen_ai.GEN_AI_REQUEST_ENCODING_FORMATS] == ["float"]
+    assert float_embedding[INPUT] == count_tokens("embed-float one")
 
 
 def test_openai_and_anthropic_usage_is_what_the_simulator_served(run):

@@ -7,7 +7,8 @@ final chunk with ``choices: []``, and only when the request set
 wrapper's ``chunks`` list, including the usage-only chunks it does not show the caller
 (Anthropic streams always carry usage, so they always have one there); the accumulator
 reads that list when the caller saw no usage. A stream with no usage anywhere (an OpenAI
-model without ``include_usage``) ends with an estimate: see :func:`estimated_usage`.
+model without ``include_usage``) ends with an estimate
+(:meth:`~otel_llm.instrumentation.inference.InferenceCall.set_estimated_usage`).
 
 Responses API streams carry the whole response, usage included, on their terminal event.
 """
@@ -22,22 +23,10 @@ from otel_llm.instrumentation.inference import InferenceCall
 from otel_llm.instrumentation.litellm import readers
 from otel_llm.instrumentation.openai import messages
 from otel_llm.instrumentation.streams import StreamAccumulator
-from otel_llm.usage import Usage
 
-__all__ = ["ChatStream", "ResponsesStream", "estimated_usage"]
-
-ESTIMATED = "otel_llm.usage.estimated"
-"""Span attribute: ``True`` when the call's token counts are an estimate, not the provider's."""
+__all__ = ["ChatStream", "ResponsesStream"]
 
 _TERMINAL_EVENTS = frozenset(("response.completed", "response.incomplete", "response.failed"))
-
-
-def estimated_usage(call: InferenceCall, output_chars: int) -> Usage:
-    """Tokens of a call whose provider reported none: the request's input estimate plus
-    the output seen, at four characters a token."""
-    estimate = call.request.input_estimate
-    input_tokens = estimate() if callable(estimate) else estimate
-    return Usage(input_tokens=max(int(input_tokens), 0), output_tokens=-(-output_chars // 4))
 
 
 class ChatStream(StreamAccumulator):
@@ -118,11 +107,8 @@ class ChatStream(StreamAccumulator):
     def finish(self, call: InferenceCall) -> None:
         attributes: dict[str, Any] = {}
         raw = self._usage if self._usage is not None else self._internal_usage()
-        if raw is not None:
-            usage = readers.usage_of(raw)
-        else:
-            usage = estimated_usage(call, self._chars)
-            attributes[ESTIMATED] = True
+        if raw is None:
+            call.set_estimated_usage(self._chars)
         if self._capture and (self._choices or self._finish):
             choices = []
             for index in sorted(self._choices.keys() | self._finish.keys()):
@@ -139,7 +125,7 @@ class ChatStream(StreamAccumulator):
             model=self._model,
             response_id=self._id,
             finish_reasons=[self._finish[i] for i in sorted(self._finish)],
-            usage=usage,
+            usage=readers.usage_of(raw) if raw is not None else None,
             attributes=attributes,
         )
 

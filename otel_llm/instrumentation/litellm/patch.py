@@ -6,34 +6,37 @@ Where the calls funnel (litellm 1.110): ``acompletion`` runs ``litellm.main.comp
 and ``aresponses`` do the same with theirs. The ``Router`` looks each endpoint up as
 ``getattr(litellm, name)`` for every attempt, so each deployment it tries, retries and
 fallbacks included, goes through the wrapped function: one span per attempt. A call made
-while another wrapped LiteLLM call is running in the same context (LiteLLM calling itself:
-``completion_with_retries``, the Responses-to-chat bridge) belongs to the outer call's
-span and is not traced again.
+while another instrumented call is being sent in the same context (LiteLLM calling itself:
+``completion_with_retries``, the Responses-to-chat bridge; or the OpenAI SDK under
+LiteLLM) belongs to the outer call's span and is not traced again
+(:func:`~otel_llm.instrumentation.inference.inside_call`; LiteLLM copies the context into
+the executor its async functions run the sync ones in).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextvars import ContextVar
 from typing import Any
 
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 
-from otel_llm import attributes as attrs
-from otel_llm.instrumentation.inference import InferenceCall, InferenceRequest, Telemetry, log_failure_once
+from otel_llm.instrumentation.inference import (
+    InferenceCall,
+    InferenceRequest,
+    Telemetry,
+    inside_call,
+    log_failure_once,
+    stream_usage_mode,
+)
 from otel_llm.instrumentation.litellm import readers
 from otel_llm.instrumentation.litellm.accumulators import ChatStream, ResponsesStream
 from otel_llm.instrumentation.openai import messages
-from otel_llm.instrumentation.openai.patch import stream_usage_enabled
 from otel_llm.instrumentation.patching import Wrapper
 from otel_llm.instrumentation.streams import AsyncStream, StreamAccumulator, SyncStream
 from otel_llm.tasks import BudgetExceeded
 
 _CHAT = gen_ai.GenAiOperationNameValues.CHAT.value
 _EMBEDDINGS = gen_ai.GenAiOperationNameValues.EMBEDDINGS.value
-
-_inside: ContextVar[bool] = ContextVar("otel_llm.litellm.inside", default=False)
-"""True while a wrapped LiteLLM call runs (LiteLLM copies the context into its executor)."""
 
 Record = Callable[[InferenceCall, Any, bool], None]
 NewAccumulator = Callable[[bool, Any], StreamAccumulator]
@@ -155,21 +158,6 @@ def _responses_request(
 
 # -- stream usage ------------------------------------------------------------------------------
 
-_LIMITS_NEEDING_USAGE = (attrs.budget_limit_key("max_usd"), attrs.budget_limit_key("max_tokens"))
-
-
-def _wants_stream_usage(call: InferenceCall) -> bool:
-    """Whether to ask for a chat stream's usage: when opted in for every stream
-    (``OTEL_LLM_OPENAI_STREAM_USAGE=true``), or when the call's task has a dollar or token
-    limit, which an unmeasured stream would slip past."""
-    if stream_usage_enabled():
-        return True
-    task_call = call._task_call  # TODO(core): a public accessor after the layout merge
-    if task_call is None:
-        return False
-    limits = task_call.span_attributes
-    return any(key in limits for key in _LIMITS_NEEDING_USAGE)
-
 
 def _with_include_usage(kwargs: dict[str, Any]) -> dict[str, Any] | None:
     """``kwargs`` asking for stream usage, or ``None`` when the caller decided already."""
@@ -268,6 +256,7 @@ def _factory(
 ) -> Callable[[Telemetry], Wrapper]:
     def factory(telemetry: Telemetry) -> Wrapper:
         capture = telemetry.capture_content
+        usage_mode = stream_usage_mode() if chat else "never"
 
         def begin(args: Any, kwargs: dict[str, Any]) -> InferenceRequest | None:
             try:
@@ -277,10 +266,10 @@ def _factory(
                 return None
 
         def usage_kwargs(call: InferenceCall, kwargs: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-            if not (chat and call.request.stream):
+            if usage_mode == "never" or not call.request.stream:
                 return kwargs, False
             try:
-                if _wants_stream_usage(call):
+                if call.wants_stream_usage(usage_mode):
                     injected = _with_include_usage(kwargs)
                     if injected is not None:
                         return injected, True
@@ -291,43 +280,37 @@ def _factory(
         if is_async:
 
             async def traced_method(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-                if _inside.get():
+                if inside_call():
                     return await wrapped(*args, **kwargs)
                 request = begin(args, kwargs)
                 if request is None:
                     return await wrapped(*args, **kwargs)
                 call = _start(telemetry, request)
                 kwargs, hide = usage_kwargs(call, kwargs)
-                token = _inside.set(True)
                 try:
                     with call.activated():
                         result = await wrapped(*args, **kwargs)
                 except BaseException as exc:
                     call.end(exc)
                     raise
-                finally:
-                    _inside.reset(token)
                 return _finish(call, result, record, accumulator, capture, hide, True)
 
         else:
 
             def traced_method(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-                if _inside.get():
+                if inside_call():
                     return wrapped(*args, **kwargs)
                 request = begin(args, kwargs)
                 if request is None:
                     return wrapped(*args, **kwargs)
                 call = _start(telemetry, request)
                 kwargs, hide = usage_kwargs(call, kwargs)
-                token = _inside.set(True)
                 try:
                     with call.activated():
                         result = wrapped(*args, **kwargs)
                 except BaseException as exc:
                     call.end(exc)
                     raise
-                finally:
-                    _inside.reset(token)
                 return _finish(call, result, record, accumulator, capture, hide, False)
 
         return traced_method

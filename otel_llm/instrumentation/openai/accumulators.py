@@ -15,8 +15,6 @@ from typing import Any
 
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 
-from otel_llm import attributes as attrs
-from otel_llm import pricing
 from otel_llm.instrumentation.inference import InferenceCall
 from otel_llm.instrumentation.openai import messages
 from otel_llm.instrumentation.streams import StreamAccumulator
@@ -29,7 +27,7 @@ _FIRST_EVENTS = frozenset(("response.created", "response.in_progress", "response
 class ChatChunks(StreamAccumulator):
     """Accumulates ``ChatCompletionChunk`` objects."""
 
-    __slots__ = ("_capture", "_choices", "_finish", "_id", "_model", "_usage")
+    __slots__ = ("_capture", "_chars", "_choices", "_finish", "_id", "_model", "_usage")
 
     def __init__(self, capture: bool) -> None:
         self._capture = capture
@@ -38,6 +36,8 @@ class ChatChunks(StreamAccumulator):
         self._usage: Any = None
         self._finish: dict[int, str] = {}
         self._choices: dict[int, dict[str, Any]] = {}
+        self._chars = 0
+        """Characters of output seen: the estimate's base when no usage arrives."""
 
     def add(self, chunk: Any) -> None:
         if self._id is None:
@@ -49,6 +49,14 @@ class ChatChunks(StreamAccumulator):
         for choice in chunk.choices:
             if choice.finish_reason:
                 self._finish[choice.index] = choice.finish_reason
+            delta = choice.delta
+            if delta is not None:
+                if delta.content:
+                    self._chars += len(delta.content)
+                for call in delta.tool_calls or ():
+                    function = call.function
+                    if function is not None and function.arguments:
+                        self._chars += len(function.arguments)
             if self._capture:
                 self._add_delta(choice)
 
@@ -73,9 +81,8 @@ class ChatChunks(StreamAccumulator):
     def finish(self, call: InferenceCall) -> None:
         attributes: dict[str, Any] = {}
         if self._usage is None:
-            # No include_usage on this stream: say so rather than leave the span unpriced
-            # without a word.
-            attributes[attrs.PRICE_SOURCE] = pricing.PRICE_SOURCE_UNKNOWN
+            # No include_usage on this stream: never free, an estimate from what was seen.
+            call.set_estimated_usage(self._chars)
         if self._capture and (self._choices or self._finish):
             choices = []
             for index in sorted(self._choices.keys() | self._finish.keys()):

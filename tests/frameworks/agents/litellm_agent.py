@@ -110,6 +110,11 @@ def main() -> None:
     router_fallback()
     budget()
     dollar_limit_stream()
+    # With an encoding format LiteLLM goes through the OpenAI SDK's embeddings resource,
+    # which otel-llm instruments too: still one span.
+    litellm.embedding(
+        model="openai/text-embedding-3-small", input=["embed-float one"], encoding_format="float"
+    )
     print(json.dumps(seen))
 
 
