@@ -603,6 +603,8 @@ class Alerter:
         remember_for: float = DEFAULT_REMEMBER_FOR,
         max_remembered: int = DEFAULT_MAX_REMEMBERED,
     ) -> None:
+        # ${NAME} in URLs and headers: a missing variable fails here, at start-up.
+        alerts = alerts.expanded()
         self._alerts = alerts
         self._link_template = link_template or DEFAULT_LINK_TEMPLATE
         # A bad template fails here, at start-up, not in the first alert.
@@ -644,7 +646,7 @@ class Alerter:
             ):
                 counter.labels(target=target.name)
         self._metrics.alerts_dropped.labels(target="all")
-        self._gauge = self._metrics.queued.labels(queue="alerts")
+        self._gauge = self._metrics.queue_depth.labels(queue="alerts")
 
     @property
     def targets(self) -> tuple[str, ...]:
