@@ -196,6 +196,7 @@ class InferenceCall:
         "response_id",
         "response_model",
         "span",
+        "tool_calls",
         "usage",
     )
 
@@ -215,6 +216,8 @@ class InferenceCall:
         self._task_call: tasks.TaskCall | None = None
         self.span: trace.Span = trace.INVALID_SPAN
         self.estimated = False
+        self.tool_calls = 0
+        """Tool calls the response asked for."""
         """Whether ``usage`` is otel-llm's estimate (:meth:`set_estimated_usage`)."""
         self._received = False
         self._nested = otel_context.get_value(_CALL_KEY) is not None
@@ -312,8 +315,10 @@ class InferenceCall:
         finish_reasons: Sequence[str] | None = None,
         usage: Usage | None = None,
         attributes: Mapping[str, AttributeValue] | None = None,
+        tool_calls: int | None = None,
     ) -> None:
-        """Record what the response said; later values replace earlier ones."""
+        """Record what the response said; later values replace earlier ones.
+        ``tool_calls``: how many tool calls the response asks for (counted per task)."""
         if model:
             self.response_model = model
         if response_id:
@@ -322,6 +327,8 @@ class InferenceCall:
             self.finish_reasons = list(finish_reasons)
         if usage is not None:
             self.usage = usage
+        if tool_calls is not None:
+            self.tool_calls = tool_calls
         self._received = True
         if attributes:
             try:
@@ -387,7 +394,9 @@ class InferenceCall:
                 log_failure_once("recording metrics", exc)
         if self._task_call is not None:
             try:
-                self._task_call.exit_call(self.usage, self.cost, error, estimated=self.estimated)
+                self._task_call.exit_call(
+                    self.usage, self.cost, error, estimated=self.estimated, tool_calls=self.tool_calls
+                )
             except Exception as exc:
                 log_failure_once("accounting the call to its task", exc)
         try:

@@ -44,16 +44,18 @@ class TaskCall:
         error: BaseException | None,
         *,
         estimated: bool = False,
+        tool_calls: int = 0,
     ) -> None:
         """Account the call's usage and cost (None: no known price) to its tasks.
         Called once when the call ends, a stream's end included; never raises.
-        ``estimated``: the usage is otel-llm's estimate (the provider reported none)."""
+        ``estimated``: the usage is otel-llm's estimate (the provider reported none);
+        ``tool_calls``: the tool calls the response asked for."""
         if self._done:
             return
         self._done = True
         for owner, reserved in self._entries:
             try:
-                owner.account(usage, cost, reserved, estimated=estimated)
+                owner.account(usage, cost, reserved, estimated=estimated, tool_calls=tool_calls)
             except Exception as exc:
                 log_once("accounting a call to its task", exc)
 

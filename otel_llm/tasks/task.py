@@ -67,6 +67,7 @@ from otel_llm.attributes import (
     TASK_KIND,
     TASK_OUTCOME,
     TASK_PARENT_ID,
+    TASK_REQUESTED_TOOL_CALLS,
     TASK_STOPPED_BY,
     TASK_TOKENS,
     TASK_TOOL_BATCHES,
@@ -166,6 +167,8 @@ class TaskSummary:
     grants: int
     estimated_calls: int = 0
     """Calls whose usage otel-llm estimated (charged all the same)."""
+    requested_tool_calls: int = 0
+    """Tool calls the model asked for in its responses."""
 
     @property
     def cache_hit_ratio(self) -> float:
@@ -469,6 +472,7 @@ class Task:
                 TASK_COST_CACHE_SAVINGS_USD: cost.cache_savings_usd,
                 TASK_UNPRICED_CALLS: spend.unpriced_calls,
                 TASK_ESTIMATED_CALLS: spend.estimated_calls,
+                TASK_REQUESTED_TOOL_CALLS: spend.requested_tool_calls,
                 TASK_DURATION_S: self._elapsed(),
                 TASK_OUTCOME: self._outcome,
                 TASK_TOOL_BATCHES: tools.batches,
@@ -625,6 +629,7 @@ class Task:
                 limits=self.limits,
                 grants=self.grants,
                 estimated_calls=spend.estimated_calls,
+                requested_tool_calls=spend.requested_tool_calls,
             )
 
     def kill(self, reason: str = "killed") -> None:
@@ -766,14 +771,22 @@ class Task:
             self._spend.reserved_usd -= reserved
 
     def account(
-        self, usage: Usage | None, cost: Cost | None, reserved: float, *, estimated: bool = False
+        self,
+        usage: Usage | None,
+        cost: Cost | None,
+        reserved: float,
+        *,
+        estimated: bool = False,
+        tool_calls: int = 0,
     ) -> None:
         """Add one finished call's usage and cost (None: no usage, or no known price),
         and release what :meth:`admit` reserved for it. ``estimated``: the usage is
-        otel-llm's estimate, counted in ``estimated_calls``."""
+        otel-llm's estimate, counted in ``estimated_calls``; ``tool_calls``: the tool
+        calls its response asked for."""
         with self._lock:
             spend = self._spend
             spend.reserved_usd = max(spend.reserved_usd - reserved, 0.0)
+            spend.requested_tool_calls += tool_calls
             if usage is not None:
                 spend.usage += usage
                 if estimated:

@@ -127,6 +127,7 @@ class ChatStream(StreamAccumulator):
             finish_reasons=[self._finish[i] for i in sorted(self._finish)],
             usage=readers.usage_of(raw) if raw is not None else None,
             attributes=attributes,
+            tool_calls=len(self._tools),
         )
 
 

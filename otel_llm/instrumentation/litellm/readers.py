@@ -200,6 +200,7 @@ def record_chat(call: InferenceCall, response: Any, capture: bool) -> None:
         finish_reasons=finish,
         usage=usage_of(usage) if usage is not None else None,
         attributes=attributes,
+        tool_calls=chat_tool_calls(response),
     )
 
 
@@ -249,4 +250,5 @@ def record_responses(call: InferenceCall, response: Any, capture: bool) -> None:
         finish_reasons=[finish] if finish else None,
         usage=Usage.from_openai_responses(usage) if usage is not None else None,
         attributes=attributes,
+        tool_calls=responses_tool_calls(response),
     )

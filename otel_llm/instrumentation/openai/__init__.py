@@ -74,6 +74,7 @@ with ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true`` (or
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from importlib import import_module
 from typing import Any
@@ -139,5 +140,9 @@ class OpenAIInstrumentor(ProviderInstrumentor):
     )
 
     def _instrument(self, **kwargs: Any) -> None:
-        import_module(_PATCH_MODULE).reset_ledger()
+        # Only if the patch module (and so the SDK) is loaded already: importing it here
+        # would import the SDK up front; a first import starts with an empty ledger.
+        patch_module = sys.modules.get(_PATCH_MODULE)
+        if patch_module is not None:
+            patch_module.reset_ledger()
         super()._instrument(**kwargs)

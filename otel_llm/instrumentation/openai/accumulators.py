@@ -27,7 +27,7 @@ _FIRST_EVENTS = frozenset(("response.created", "response.in_progress", "response
 class ChatChunks(StreamAccumulator):
     """Accumulates ``ChatCompletionChunk`` objects."""
 
-    __slots__ = ("_capture", "_chars", "_choices", "_finish", "_id", "_model", "_usage")
+    __slots__ = ("_capture", "_chars", "_choices", "_finish", "_id", "_model", "_tools", "_usage")
 
     def __init__(self, capture: bool) -> None:
         self._capture = capture
@@ -38,6 +38,7 @@ class ChatChunks(StreamAccumulator):
         self._choices: dict[int, dict[str, Any]] = {}
         self._chars = 0
         """Characters of output seen: the estimate's base when no usage arrives."""
+        self._tools: set[tuple[int, int]] = set()
 
     def add(self, chunk: Any) -> None:
         if self._id is None:
@@ -54,6 +55,7 @@ class ChatChunks(StreamAccumulator):
                 if delta.content:
                     self._chars += len(delta.content)
                 for call in delta.tool_calls or ():
+                    self._tools.add((choice.index, call.index))
                     function = call.function
                     if function is not None and function.arguments:
                         self._chars += len(function.arguments)
@@ -97,6 +99,7 @@ class ChatChunks(StreamAccumulator):
             finish_reasons=[self._finish[i] for i in sorted(self._finish)],
             usage=Usage.from_openai_chat(self._usage) if self._usage is not None else None,
             attributes=attributes,
+            tool_calls=len(self._tools),
         )
 
 
@@ -190,4 +193,6 @@ def record_response(call: InferenceCall, response: Any, ledger: ResponseLedger, 
         finish_reasons=[finish_reason] if finish_reason else None,
         usage=usage,
         attributes=attributes,
+        # Counted with the usage: once per response, however often it is read.
+        tool_calls=sum(1 for i in response.output or () if i.type == "function_call") if usage else None,
     )

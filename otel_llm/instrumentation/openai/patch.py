@@ -291,6 +291,7 @@ def _record_chat(capture: bool) -> Record:
             finish_reasons=[c.finish_reason for c in completion.choices if c.finish_reason],
             usage=Usage.from_openai_chat(usage) if usage is not None else None,
             attributes=attributes,
+            tool_calls=sum(len(c.message.tool_calls or ()) for c in completion.choices if c.message),
         )
 
     return record

@@ -29,9 +29,28 @@ def anthropic_agent() -> None:
     seen["anthropic_iterations"] = task.summary().iterations
 
 
+def tool_agent() -> None:
+    agent = Agent("openai:gpt-4o-mini")
+
+    @agent.tool_plain
+    def lookup(city: str) -> str:
+        """The weather in a city."""
+        return f"sunny in {city}"
+
+    with otel_llm.task("tools") as task:
+        agent.run_sync("pyd-tool what is the weather in Paris?")
+    summary = task.summary()
+    seen["tools"] = {
+        "iterations": summary.iterations,
+        "tool_calls": summary.tool_calls,
+        "requested_tool_calls": summary.requested_tool_calls,
+    }
+
+
 def main() -> None:
     openai_agent()
     anthropic_agent()
+    tool_agent()
     print(json.dumps(seen))
 
 
