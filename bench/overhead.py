@@ -257,13 +257,14 @@ FLOOR_STREAM_END_ATTRIBUTES = {"gen_ai.response.time_to_first_chunk": 0.001}
 def install_floor(provider: str, tracer_provider: Any, meter_provider: Any) -> Callable[[], None]:
     """The exact floor: wrap the SDK method with exactly the OpenTelemetry SDK calls our
     instrumentation makes on a call, with constant values, and nothing else (no request or
-    response read, no pricing, no task). Per call: the instrumentation-suppression check;
-    a CLIENT span started with 11 attributes under the task's context (ours: the automatic
-    process task's) and made current (attach / detach) while the SDK sends; at the end 12
-    more attributes (13 for a stream: time to first chunk), the metric records (duration;
-    input and output tokens; for a stream time to first chunk and the mean time per
-    chunk), a running cost sum that an observable counter reports at collection, and the
-    span's end. Returns the function that unwraps it."""
+    response read, no pricing, no task). Per call: two context reads (is a call of ours
+    already being sent? is instrumentation suppressed?); a CLIENT span started with 11
+    attributes under the task's context (ours: the automatic process task's) and made
+    current, with a "call being sent" context value (attach / detach), while the SDK
+    sends; at the end 12 more attributes (13 for a stream: time to first chunk), the
+    metric records (duration; input and output tokens; for a stream time to first chunk
+    and the mean time per chunk), a running cost sum that an observable counter reports
+    at collection, and the span's end. Returns the function that unwraps it."""
     import threading
 
     import wrapt
@@ -311,6 +312,7 @@ def install_floor(provider: str, tracer_provider: Any, meter_provider: Any) -> C
             return [Observation(total, dict(key)) for key, total in cost_totals.items()]
 
     meter.create_observable_counter("otel_llm.client.cost", callbacks=[observe_cost], unit="USD")
+    call_key = context.create_key("bench-floor.call")
     # The task span every call is a child of (ours: the process task's, started once).
     task_span = tracer.start_span("invoke_agent overhead.py")
     task_context = trace.set_span_in_context(task_span, context.Context())
@@ -336,7 +338,9 @@ def install_floor(provider: str, tracer_provider: Any, meter_provider: Any) -> C
         finish(span, True)
 
     def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        if not is_instrumentation_enabled():
+        # Ours asks whether a call of its own is already being sent (LiteLLM through the
+        # OpenAI SDK) and whether instrumentation is suppressed.
+        if context.get_value(call_key) is not None or not is_instrumentation_enabled():
             return wrapped(*args, **kwargs)
         stream = kwargs.get("stream") is True
         span = tracer.start_span(
@@ -345,7 +349,7 @@ def install_floor(provider: str, tracer_provider: Any, meter_provider: Any) -> C
             kind=SpanKind.CLIENT,
             attributes=stream_start_attrs if stream else start_attrs,
         )
-        token = context.attach(trace.set_span_in_context(span))
+        token = context.attach(context.set_value(call_key, True, trace.set_span_in_context(span)))
         try:
             result = wrapped(*args, **kwargs)
         finally:
