@@ -516,6 +516,7 @@ def test_a_bad_file_in_the_environment_is_logged_not_raised(
 
 def test_load_overrides_replaces_earlier_overrides(tmp_path: Path):
     load_overrides(TESTDATA / "prices.yaml")
+    assert price(Usage(input_tokens=1), "acme-llm-large") is not None  # priced by the first file
     path = tmp_path / "other.yaml"
     path.write_text("models: []\n")
     load_overrides(path)
