@@ -5,6 +5,8 @@ Subcommands arrive with the components they drive; today:
 - ``otel-llm sim``: serve the provider simulator (OpenAI and Anthropic wire formats).
 - ``otel-llm collector [--config PATH]``, ``otel-llm tasks``, ``otel-llm kill TASK_ID``:
   the collector sidecar and its control API (:mod:`otel_llm.collector.cli`).
+- ``otel-llm grafana generate|provision``: dashboards and alert rules
+  (:mod:`otel_llm.grafana.cli`).
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     from otel_llm.collector import cli as collector_cli
 
     collector_cli.add_commands(commands)
+    from otel_llm.grafana import cli as grafana_cli
+
+    grafana_cli.add_commands(commands)
     return parser
 
 
@@ -48,6 +53,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from otel_llm.collector import cli as collector_cli
 
         return collector_cli.main(args)
+    if args.command == "grafana":
+        from otel_llm.grafana import cli as grafana_cli
+
+        return grafana_cli.main(args)
     return 2
 
 
