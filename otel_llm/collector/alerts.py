@@ -603,6 +603,8 @@ class Alerter:
         remember_for: float = DEFAULT_REMEMBER_FOR,
         max_remembered: int = DEFAULT_MAX_REMEMBERED,
     ) -> None:
+        # ${NAME} in URLs and headers: a missing variable fails here, at start-up.
+        alerts = alerts.expanded()
         self._alerts = alerts
         self._link_template = link_template or DEFAULT_LINK_TEMPLATE
         # A bad template fails here, at start-up, not in the first alert.
