@@ -7,6 +7,7 @@ Subcommands arrive with the components they drive; today:
   the collector sidecar and its control API (:mod:`otel_llm.collector.cli`).
 - ``otel-llm grafana generate|provision``: dashboards and alert rules
   (:mod:`otel_llm.grafana.cli`).
+- ``otel-llm report``: the report in the terminal and as HTML (:mod:`otel_llm.report.cli`).
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     from otel_llm.grafana import cli as grafana_cli
 
     grafana_cli.add_commands(commands)
+    from otel_llm.report import cli as report_cli
+
+    report_cli.add_commands(commands)
     return parser
 
 
@@ -57,6 +61,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from otel_llm.grafana import cli as grafana_cli
 
         return grafana_cli.main(args)
+    if args.command == "report":
+        from otel_llm.report import cli as report_cli
+
+        return report_cli.main(args)
     return 2
 
 
