@@ -8,6 +8,8 @@ Subcommands arrive with the components they drive; today:
 - ``otel-llm grafana generate|provision``: dashboards and alert rules
   (:mod:`otel_llm.grafana.cli`).
 - ``otel-llm report``: the report in the terminal and as HTML (:mod:`otel_llm.report.cli`).
+- ``otel-llm demo``: the example agents end to end (:mod:`otel_llm.demo`; what
+  ``make demo`` runs).
 """
 
 from __future__ import annotations
@@ -43,6 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     from otel_llm.report import cli as report_cli
 
     report_cli.add_commands(commands)
+    commands.add_parser(
+        "demo",
+        help="run the example agents end to end",
+        description="Run the example agents under opentelemetry-instrument into the collector, "
+        "against the provider simulator (or the real APIs when their keys are set).",
+    )
     return parser
 
 
@@ -65,6 +73,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from otel_llm.report import cli as report_cli
 
         return report_cli.main(args)
+    if args.command == "demo":
+        from otel_llm import demo
+
+        return demo.main()
     return 2
 
 
