@@ -26,6 +26,7 @@ _VERSION = Variable(
     "Version",
     "SELECT DISTINCT toString(service_version) FROM llm_calls WHERE $__timeFilter(timestamp) ORDER BY 1",
 )
+_TASK_ID = Variable("task_id", "Task id", kind="textbox", default="", include_all=False, multi=False)
 _LIMIT = Variable("limit", "Rows", kind="constant", default="50", include_all=False, multi=False)
 _SLO = Variable("ttft_slo_s", "TTFT SLO (s)", kind="textbox", default="2", include_all=False, multi=False)
 _WINDOW = Variable(
@@ -115,7 +116,7 @@ DASHBOARDS: list[Dashboard] = [
                 stat_fields=("calls_p50", "calls_p95", "calls_max"),
             ),
         ],
-        _COMMON,
+        [*_COMMON, _TASK_ID],
         "Every task, how its context grows call after call, and how long agents loop.",
     ),
     Dashboard(

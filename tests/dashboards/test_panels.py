@@ -209,6 +209,11 @@ def test_variables_filter_every_panel(workload: tuple[Backend, Sample]) -> None:
     assert only_bot["calls"] + only_agent["calls"] == everything["calls"]
     top = panel_rows(store, queries.panel_sql("top_tasks"), bot)
     assert {r["service"] for r in top} == {"support-bot"}
+    # The collector's alert links open the Tasks dashboard on one task (var-task_id).
+    [tasks_board] = [d for d in DASHBOARDS if d.uid == "otel-llm-tasks"]
+    one = context_for(store, tasks_board, start, end, task_id=sample.killed_task)
+    [row] = panel_rows(store, queries.panel_sql("tasks"), one)
+    assert (row["task_id"], row["outcome"], row["budget_state"]) == (sample.killed_task, "stopped", "killed")
 
 
 # -- the regression shows ----------------------------------------------------------------
