@@ -621,6 +621,7 @@ class Alerter:
         self._claimed: set[str] = set(self._entries)  # guarded by _lock: what send() checks
         self._handoff = 0  # guarded by _lock: alerts passed to the loop, not yet accepted
         self._closed = False
+        self._unknown_kinds: set[str] = set()
 
         self._loop = asyncio.new_event_loop()
         self._thread: threading.Thread | None = None
@@ -673,6 +674,16 @@ class Alerter:
     def send(self, alert: BudgetAlert) -> None:
         """Queue ``alert`` for every target unless its dedup key was sent already. Never
         blocks and never raises: a full hand-off queue drops the alert (counted)."""
+        if alert.kind not in ALERT_KINDS:
+            if alert.kind not in self._unknown_kinds:
+                self._unknown_kinds.add(alert.kind)
+                logger.error(
+                    "otel-llm alerts: unknown alert kind %r dropped; expected one of %s",
+                    alert.kind,
+                    ", ".join(ALERT_KINDS),
+                )
+            self._metrics.alerts_dropped.labels(target="all").inc()
+            return
         if alert.at <= 0:
             alert = replace(alert, at=time.time())
         key = alert.dedup_key
@@ -869,6 +880,10 @@ class Alerter:
                 batch.append(queue.get_nowait())
             try:
                 delivered = await self._deliver(session, target, batch)
+            except Exception:
+                # A bug here must not end this target's deliveries for good.
+                logger.exception("otel-llm alerts: cannot deliver to the %s target", target.name)
+                delivered = False
             finally:
                 self._gauge.dec(len(batch))
                 for _ in batch:

@@ -489,3 +489,18 @@ def test_an_unwritable_state_dir_does_not_stop_alerts(
     assert warnings[0].endswith("earlier alerts may be sent again")
     assert warnings[1].startswith(f"otel-llm alerts: cannot write {blocked / 'alerts' / STATE_FILE} (")
     assert warnings[1].endswith("alerts go on, but a restart may repeat them")
+
+
+def test_an_unknown_kind_is_dropped_and_logged_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    metrics = SelfMetrics()
+    alerter = Alerter(
+        Alerts(webhook_url="http://127.0.0.1:9/hook"), state_dir=tmp_path, link_template=None, metrics=metrics
+    )
+    for _ in range(2):
+        alerter.send(BudgetAlert("exceeded", "p", "max_usd", 2.0, 1.0, 1.0, task_id="t"))  # type: ignore[arg-type]
+    alerter.close()
+    assert sample(metrics, "otel_llm_collector_dropped_alerts_total", target="all") == 2
+    assert [r.getMessage() for r in caplog.records] == [
+        "otel-llm alerts: unknown alert kind 'exceeded' dropped; expected one of warn, kill, alert, "
+        "window_warn, window_exceeded, manual_kill"
+    ]
