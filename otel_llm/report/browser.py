@@ -27,14 +27,10 @@ class BrowserError(RuntimeError):
 
 
 def chromium() -> str:
-    """The Chromium binary: $OTEL_LLM_CHROMIUM, else chromium on the PATH."""
-    found = (
-        os.environ.get("OTEL_LLM_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    )
+    """The Chromium binary on the PATH (Debian's package installs /usr/bin/chromium)."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
     if not found:
-        raise BrowserError(
-            "no Chromium found: install it (Debian: apt-get install chromium) or set OTEL_LLM_CHROMIUM"
-        )
+        raise BrowserError("no Chromium found: install it (Debian: apt-get install chromium)")
     return found
 
 
