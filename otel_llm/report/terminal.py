@@ -37,6 +37,11 @@ def _compare_table(title: str, rows: list[dict], a: str, b: str, a_label: str, b
     return table
 
 
+def _has_baseline(data: ReportData) -> bool:
+    """Whether the 7 days before the window hold any task (a drift table needs them)."""
+    return any(r["metric"] == "tasks" and r["baseline"] for r in data.results["drift"])
+
+
 def print_report(data: ReportData, console: Console | None = None) -> None:
     # Wide enough for the task table when the output is a file or a pipe (rich takes 80).
     console = console or Console(width=None if sys.stdout.isatty() else 140)
@@ -159,8 +164,9 @@ def print_report(data: ReportData, console: Console | None = None) -> None:
                 data.compare.after,
             )
         )
-    console.print(
-        _compare_table(
-            "Against the 7 days before", data.results["drift"], "baseline", "current", "baseline", "now"
+    if _has_baseline(data):
+        console.print(
+            _compare_table(
+                "Against the 7 days before", data.results["drift"], "baseline", "current", "baseline", "now"
+            )
         )
-    )
