@@ -241,7 +241,9 @@ def _plain(value: float) -> str:
 
 def _amount(limit: str, value: float) -> str:
     if limit == "max_usd":
-        text = f"{value:,.4f}".rstrip("0")
+        # Up to 4 decimals, more for amounts under a cent (at least 3 significant digits).
+        decimals = 4 if value >= 0.01 or value <= 0 else min(10, max(4, 2 - math.floor(math.log10(value))))
+        text = f"{value:,.{decimals}f}".rstrip("0")
         if len(text.partition(".")[2]) < 2:
             text = f"{value:,.2f}"
         return f"${text}"

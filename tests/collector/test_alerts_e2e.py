@@ -66,6 +66,10 @@ def test_collector_sends_a_warning_and_a_kill_once_across_a_restart(
     assert warning.body["link"] == "http://grafana:3000/d/otel-llm-tasks?var-task_id=task-a"
     assert (kill.body["kind"], kill.body["threshold"], kill.body["percent"]) == ("kill", 1.0, 105.0)
     assert kill.body["spent"] == pytest.approx(5 * CALL_USD, rel=1e-9)
+    assert kill.body["description"] == (
+        "Task task-a has used $0.000105 of its max_usd limit of $0.0001 (105%) under policy coding-agent. "
+        "The task is stopped: its next model call raises BudgetExceeded."
+    )
 
     # The same state directory: the task's spend and its alerts are both remembered.
     with running_collector(tmp_path, policy, **sections) as collector:
