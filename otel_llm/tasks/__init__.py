@@ -55,7 +55,7 @@ from opentelemetry import context as otel_context
 from opentelemetry.util.types import AttributeValue
 
 from otel_llm import failures
-from otel_llm.tasks import state
+from otel_llm.tasks import collector, state
 from otel_llm.tasks.auto import (
     auto_tasks_enabled,
     disable_auto_tasks,
@@ -148,8 +148,10 @@ def subprocess_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def instrumentation_started(tracer_provider: trace.TracerProvider | None = None) -> None:
-    """What an instrumentor's ``_instrument`` calls: :func:`enable_auto_tasks`."""
+    """What an instrumentor's ``_instrument`` calls: :func:`enable_auto_tasks`, then
+    :func:`~otel_llm.tasks.collector.connect` (kills from the collector, prompt export)."""
     enable_auto_tasks(tracer_provider)
+    collector.connect(tracer_provider)
 
 
 def instrumentation_stopped() -> None:
