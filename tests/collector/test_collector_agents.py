@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 from support.otlp import free_env, running_collector
 
+from otel_llm.pricing import price
 from otel_llm.sim import Simulator
+from otel_llm.usage import Usage
 
 AGENT = Path(__file__).parent / "agents" / "loop_agent.py"
 INSTRUMENT = Path(sys.executable).parent / "opentelemetry-instrument"
@@ -81,8 +83,8 @@ def test_runaway_task_over_two_processes_is_killed_and_both_next_calls_raise(tmp
         served = sim.request_count
         collector.storage.spans.flush()
         calls = collector.storage.backend.query(
-            "SELECT service_name, count() AS n, sum(input_tokens) AS input, sum(cost_usd) AS cost FROM llm_calls"
-            " WHERE task_id = 'shared-runaway' GROUP BY service_name ORDER BY service_name"
+            "SELECT service_name, count() AS n, sum(input_tokens) AS input, sum(cost_usd) AS cost"
+            " FROM llm_calls WHERE task_id = 'shared-runaway' GROUP BY service_name ORDER BY service_name"
         ).dicts()
         events = collector.storage.backend.query(
             "SELECT kind, limit_name, spent, limit_value FROM budget_events WHERE task_id = 'shared-runaway'"
@@ -141,7 +143,8 @@ def test_traceloop_instrumented_process_is_priced_and_budgeted(tmp_path):
         collector.storage.spans.flush()
         rows = collector.storage.backend.query(
             "SELECT TraceId AS trace, SpanAttributes AS a FROM otel_traces"
-            " WHERE ServiceName = 'traceloop-agent' AND ScopeName LIKE 'opentelemetry.instrumentation.openai%'"
+            " WHERE ServiceName = 'traceloop-agent'"
+            " AND ScopeName LIKE 'opentelemetry.instrumentation.openai%'"
             " ORDER BY Timestamp"
         ).dicts()
         assert len(rows) == 5
@@ -149,11 +152,9 @@ def test_traceloop_instrumented_process_is_priced_and_budgeted(tmp_path):
         task = get_json(f"{collector.http_url}/v1/tasks/{trace_id}")
         kills = get_json(collector.http_url + "/v1/kills")["kills"]
         stored = collector.storage.backend.query(
-            "SELECT source, input_tokens, output_tokens, cost_usd FROM llm_calls WHERE service_name = 'traceloop-agent'"
+            "SELECT source, input_tokens, output_tokens, cost_usd FROM llm_calls"
+            " WHERE service_name = 'traceloop-agent'"
         ).dicts()
-    from otel_llm.pricing import price
-    from otel_llm.usage import Usage
-
     for row in rows:
         a = dict(row["a"])
         assert "otel_llm.task.id" not in a  # traceloop's span, not ours
