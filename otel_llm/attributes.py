@@ -1,6 +1,8 @@
-"""Our own attribute names, namespace ``otel_llm.``, where the GenAI semantic
+"""Our own attribute and event names, namespace ``otel_llm.``, where the GenAI semantic
 conventions have none. Standard names come from ``opentelemetry.semconv`` directly;
-this module never retypes them. See ``DESIGN.md`` (span contract)."""
+this module never retypes them. What each one means, its type and unit, and on which
+span it appears: ``docs/telemetry.md`` (a test keeps the two in step: a name added here
+needs a row there)."""
 
 from typing import Final
 
@@ -61,13 +63,29 @@ BUDGET_GRANTS: Final = "otel_llm.budget.grants"
 BUDGET_LIMIT: Final = "otel_llm.budget.limit"
 BUDGET_SPENT: Final = "otel_llm.budget.spent"
 BUDGET_LIMIT_VALUE: Final = "otel_llm.budget.limit_value"
+BUDGET_WORST_CASE_USD: Final = "otel_llm.budget.worst_case_usd"
+BUDGET_GRANT_REASON: Final = "otel_llm.budget.grant_reason"
 
 EVENT_WARN: Final = "otel_llm.budget.warn"
 EVENT_EXCEEDED: Final = "otel_llm.budget.exceeded"
 EVENT_KILLED: Final = "otel_llm.budget.killed"
 EVENT_GRANT: Final = "otel_llm.budget.grant"
 EVENT_TOOL_BATCH: Final = "otel_llm.tool.batch"
-TOOL_BATCH: Final = "otel_llm.tool.batch"
+
+# Attributes of the tool-batch event.
+TOOL_BATCH_ITERATION: Final = "otel_llm.tool.batch.iteration"
+TOOL_BATCH_SIZE: Final = "otel_llm.tool.batch.size"
+TOOL_BATCH_TOOLS: Final = "otel_llm.tool.batch.tools"
+TOOL_BATCH_DURATION_S: Final = "otel_llm.tool.batch.duration_s"
+TOOL_BATCH_WALL_S: Final = "otel_llm.tool.batch.wall_s"
+TOOL_BATCH_PARALLELISM: Final = "otel_llm.tool.batch.parallelism"
+TOOL_BATCH_SEQUENTIAL: Final = "otel_llm.tool.batch.sequential"
+TOOL_BATCH_SAVEABLE_S: Final = "otel_llm.tool.batch.saveable_s"
+
+# Token totals on spans that sum many calls (task spans): the usage attributes of one
+# call (``gen_ai.usage.input_tokens`` ...) renamed under this prefix
+# (``otel_llm.task.usage.input_tokens`` ...) by ``Usage.total_attributes``.
+TASK_USAGE_PREFIX: Final = "otel_llm.task.usage."
 
 
 def budget_limit_key(limit: str) -> str:

@@ -19,12 +19,17 @@ The file (``OTEL_LLM_BUDGETS=path``)::
         group_by: tenant
         window: 1d                                # <number><s|m|h|d|w>
         max_usd: 100
-    alerts:
-      webhook: {url: http://127.0.0.1:9000/hook}
-      slack: {url: https://hooks.example/...}
-      alertmanager: {url: http://127.0.0.1:9093}
-    collector_url: http://127.0.0.1:4318          # optional: the agent side subscribes to its
-                                                  # kills (or $OTEL_LLM_COLLECTOR_URL); several
+    alerts:                                       # read by the collector only
+      webhook: {url: http://127.0.0.1:9000/hook,  # optional headers, e.g. a token
+                headers: {Authorization: Bearer s3cret}}
+      slack: {url: https://hooks.slack.com/services/...}
+      alertmanager: {url: http://127.0.0.1:9093,  # POST {url}/api/v2/alerts
+                     resolve_after: 1h}           # endsAt of a task alert (default 1h)
+      retry: {attempts: 5, initial_backoff: 0.5, max_backoff: 30}   # seconds (or 30s, 5m)
+      timeout: 5                                  # seconds per attempt
+      queue_size: 1000                            # alerts waiting per target
+    collector_url: http://127.0.0.1:4318          # optional: the agent side follows its kills
+                                                  # (or $OTEL_LLM_COLLECTOR_URL); several
                                                   # collectors comma-separated
 
 ``match`` keys are looked up, in this order, among the task's own attributes, the
@@ -41,6 +46,7 @@ Environment variables (each optional): ``OTEL_LLM_MAX_USD``, ``OTEL_LLM_MAX_TOKE
 ``OTEL_LLM_WARN_AT``, ``OTEL_LLM_ON_EXCEED`` (kill|alert). They are the defaults of every
 task; a matching policy overrides them limit by limit (and a policy file's ``warn_at``
 overrides ``OTEL_LLM_WARN_AT``), and explicit ``otel_llm.task(...)`` arguments override both.
+(Every environment variable with its default: ``docs/telemetry.md``.)
 
 Every error names the place (``file: policies[0].per_task.max_usd`` or the variable) and
 what was expected, e.g. ``policy.yaml: policies[0].per_task.max_usd: expected a number >
@@ -57,10 +63,12 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 
 __all__ = [
+    "ALERT_TARGETS",
     "ENV_BUDGETS",
     "ENV_LIMITS",
     "INTEGER_LIMITS",
@@ -74,8 +82,10 @@ __all__ = [
     "PolicyFile",
     "Resolved",
     "config_from_env",
+    "duration_seconds",
     "load_policy_file",
     "parse_policy",
+    "redact_url",
 ]
 
 ENV_BUDGETS = "OTEL_LLM_BUDGETS"
@@ -90,6 +100,14 @@ ON_EXCEED_VALUES: tuple[str, ...] = ("kill", "alert")
 _WINDOW_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _WINDOW_RE = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
 TASK_NAME_KEYS = ("task.name", "otel_llm.task.name", "gen_ai.agent.name")
+ALERT_TARGETS: tuple[str, ...] = ("webhook", "slack", "alertmanager")
+_TARGET_KEYS = {
+    "webhook": ("url", "headers"),
+    "slack": ("url",),  # an incoming webhook: the URL is the credential
+    "alertmanager": ("url", "headers", "resolve_after"),
+}
+DEFAULT_INITIAL_BACKOFF = 0.5
+DEFAULT_MAX_BACKOFF = 30.0
 
 
 class PolicyError(ValueError):
@@ -168,9 +186,31 @@ class Policy:
 
 @dataclass(frozen=True, slots=True)
 class Alerts:
-    webhook_url: str | None = None
-    slack_url: str | None = None
-    alertmanager_url: str | None = None
+    """Where budget alerts go and how they are delivered (the collector sends them)."""
+
+    # URLs and headers carry secrets (a Slack webhook URL is one): kept out of repr.
+    webhook_url: str | None = field(default=None, repr=False)
+    slack_url: str | None = field(default=None, repr=False)
+    alertmanager_url: str | None = field(default=None, repr=False)
+    webhook_headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    alertmanager_headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    resolve_after: float = 3600.0
+    """Seconds after which Alertmanager resolves a task alert (its ``endsAt``); a window
+    alert resolves when its window ends."""
+    timeout: float = 5.0
+    """Seconds per delivery attempt."""
+    attempts: int = 5
+    """Delivery attempts per alert and target, the first included."""
+    initial_backoff: float = DEFAULT_INITIAL_BACKOFF
+    """Seconds before the first retry; doubled each retry, with jitter, up to ``max_backoff``."""
+    max_backoff: float = DEFAULT_MAX_BACKOFF
+    queue_size: int = 1000
+    """Alerts waiting per target; beyond it new alerts for that target are dropped (counted)."""
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """The configured targets, of ``ALERT_TARGETS``."""
+        return tuple(name for name in ALERT_TARGETS if getattr(self, f"{name}_url") is not None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,16 +428,107 @@ def _policy(where: _Where, index: int, value: Any, seen: set[str]) -> Policy:
     )
 
 
+def duration_seconds(text: str) -> float | None:
+    """Seconds in a duration such as ``30s``, ``5m``, ``1h``, ``1d``, ``1w`` (a policy's
+    ``window``); ``None`` when ``text`` is not one."""
+    found = _WINDOW_RE.match(text)
+    if found is None or float(found.group(1)) <= 0:
+        return None
+    return float(found.group(1)) * _WINDOW_UNITS[found.group(2)]
+
+
+def _seconds(where: _Where, path: str, value: Any) -> float:
+    """A duration: a number of seconds > 0, or ``30s``, ``5m``, ``1h``, ``1d``, ``1w``."""
+    expected = "a number of seconds > 0 or a duration such as 30s, 5m, 1h"
+    if isinstance(value, str):
+        seconds = duration_seconds(value)
+        if seconds is None:
+            raise where.fail(path, expected, value)
+        return seconds
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise where.fail(path, expected, value)
+    if not math.isfinite(value) or value <= 0:
+        raise where.fail(path, expected, value)
+    return float(value)
+
+
+def _headers(where: _Where, path: str, value: Any) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        raise where.fail(path, "a mapping of header name to value", value)
+    out = {}
+    for name, text in value.items():
+        if not isinstance(name, str) or not re.match(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", name):
+            raise PolicyError(f"{where.source}: {path}: {_shown(name)} is not a valid header name")
+        if not isinstance(text, str) or not text or "\n" in text or "\r" in text:
+            # The value is not shown: headers hold secrets.
+            raise PolicyError(f"{where.source}: {path}.{name}: expected a non-empty one-line string")
+        out[name] = text
+    return out
+
+
+def redact_url(url: str) -> str:
+    """``url`` fit for a log or an error message: scheme and host only, the path, query
+    and credentials replaced by ``...`` (a Slack webhook URL's path is its secret)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port is not None else ""
+    except ValueError:
+        parts, host, port = None, "", ""
+    if parts is None or not parts.scheme or not host:
+        return url[:6] + "..." if len(url) > 6 else url
+    rest = "/..." if parts.path not in ("", "/") or parts.query or parts.fragment else ""
+    userinfo = "...@" if "@" in parts.netloc else ""
+    host = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme}://{userinfo}{host}{port}{rest}"
+
+
 def _alerts(where: _Where, value: Any) -> Alerts:
-    data = _mapping(where, "alerts", value, ("webhook", "slack", "alertmanager"))
-    urls: dict[str, str | None] = {}
-    for key, target in data.items():
-        target_data = _mapping(where, f"alerts.{key}", target, ("url",))
-        url = target_data.get("url")
-        if not isinstance(url, str) or not re.match(r"^https?://", url):
-            raise where.fail(f"alerts.{key}.url", "an http:// or https:// URL", url)
-        urls[f"{key}_url"] = url
-    return Alerts(**urls)
+    data = _mapping(where, "alerts", value, (*ALERT_TARGETS, "retry", "timeout", "queue_size"))
+    options: dict[str, Any] = {}
+    for key in ALERT_TARGETS:
+        if data.get(key) is None:
+            continue
+        target = _mapping(where, f"alerts.{key}", data[key], _TARGET_KEYS[key])
+        url = target.get("url")
+        if not isinstance(url, str) or not re.match(r"^https?://[^/?#\s]+", url) or re.search(r"\s", url):
+            shown = redact_url(url) if isinstance(url, str) else url
+            raise where.fail(f"alerts.{key}.url", "an http:// or https:// URL", shown)
+        options[f"{key}_url"] = url
+        if "headers" in target:
+            options[f"{key}_headers"] = _headers(where, f"alerts.{key}.headers", target["headers"])
+        if "resolve_after" in target:
+            options["resolve_after"] = _seconds(where, f"alerts.{key}.resolve_after", target["resolve_after"])
+    if "timeout" in data:
+        options["timeout"] = _seconds(where, "alerts.timeout", data["timeout"])
+    if "queue_size" in data:
+        options["queue_size"] = int(
+            parse_number(data["queue_size"], integer=True, where=f"{where.source}: alerts.queue_size")
+        )
+    if data.get("retry") is not None:
+        retry = _mapping(where, "alerts.retry", data["retry"], ("attempts", "initial_backoff", "max_backoff"))
+        if "attempts" in retry:
+            options["attempts"] = int(
+                parse_number(retry["attempts"], integer=True, where=f"{where.source}: alerts.retry.attempts")
+            )
+        for key in ("initial_backoff", "max_backoff"):
+            if key in retry:
+                options[key] = _seconds(where, f"alerts.retry.{key}", retry[key])
+        initial = options.get("initial_backoff", DEFAULT_INITIAL_BACKOFF)
+        longest = options.get("max_backoff", DEFAULT_MAX_BACKOFF)
+        if longest < initial:
+            if "max_backoff" in retry:
+                raise where.fail(
+                    "alerts.retry.max_backoff",
+                    f"at least initial_backoff ({initial:g} s)",
+                    retry["max_backoff"],
+                )
+            raise where.fail(
+                "alerts.retry.initial_backoff",
+                f"at most max_backoff ({longest:g} s)",
+                retry["initial_backoff"],
+            )
+    return Alerts(**options)
 
 
 def parse_policy(data: Any, source: str = "policy") -> PolicyFile:

@@ -22,7 +22,7 @@ from otel_llm.fields import field
 
 __all__ = ["TASK_USAGE_PREFIX", "Usage"]
 
-TASK_USAGE_PREFIX = "otel_llm.task.usage."
+TASK_USAGE_PREFIX = attrs.TASK_USAGE_PREFIX
 """Namespace of token totals on spans that sum many calls (task spans)."""
 
 

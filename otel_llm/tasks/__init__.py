@@ -35,14 +35,9 @@ The package's modules, each used by the others through named functions only:
 - :mod:`~otel_llm.tasks.settings` and :mod:`~otel_llm.tasks.state`: configuration, and all
   process state in one place.
 
-Inference spans get (``TaskCall.span_attributes``): ``otel_llm.task.id``,
-``otel_llm.task.name``, ``otel_llm.task.iteration``, ``otel_llm.task.parent_ids``
-(enclosing tasks, innermost first, when nested), ``otel_llm.budget.state`` (at the
-call's start) and the limits in force ``otel_llm.budget.max_usd`` etc.
-
-Tool spans ``execute_tool {name}`` (INTERNAL): ``gen_ai.operation.name`` =
-``execute_tool``, ``gen_ai.tool.name``, ``gen_ai.tool.call.id`` (if given),
-``otel_llm.task.id`` and ``otel_llm.task.iteration`` (the model call it followed).
+What the task adds to inference spans (``TaskCall.span_attributes``), the task span
+``invoke_agent {name}`` and tool spans ``execute_tool {name}`` carry, and the baggage
+that carries a task: ``docs/telemetry.md``.
 """
 
 from __future__ import annotations

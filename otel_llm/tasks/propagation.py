@@ -72,6 +72,7 @@ from otel_llm.tasks.budget import LIMIT_KEYS
 from otel_llm.tasks.state import STATE
 
 __all__ = [
+    "ENV_KEYS",
     "TASK_KEY",
     "Carried",
     "carried_number",
@@ -185,7 +186,8 @@ def read_carried(carried: Mapping[str, object], local_name: str | None) -> Carri
 
 # -- crossing process boundaries -------------------------------------------------------
 
-_ENV_KEYS = {"traceparent": "TRACEPARENT", "tracestate": "TRACESTATE", "baggage": "BAGGAGE"}
+ENV_KEYS = {"traceparent": "TRACEPARENT", "tracestate": "TRACESTATE", "baggage": "BAGGAGE"}
+"""Propagation header -> the environment variable that carries it to a subprocess."""
 
 
 def inject_env(out: dict[str, str], ctx: otel_context.Context) -> dict[str, str]:
@@ -194,16 +196,16 @@ def inject_env(out: dict[str, str], ctx: otel_context.Context) -> dict[str, str]
     carrier: dict[str, str] = {}
     TraceContextTextMapPropagator().inject(carrier, context=ctx)
     W3CBaggagePropagator().inject(carrier, context=ctx)
-    for key in _ENV_KEYS.values():
+    for key in ENV_KEYS.values():
         out.pop(key, None)
     for key, value in carrier.items():
-        out[_ENV_KEYS.get(key, key.upper())] = value
+        out[ENV_KEYS.get(key, key.upper())] = value
     return out
 
 
 def env_context(environ: Mapping[str, str]) -> otel_context.Context | None:
     """The context ``TRACEPARENT``/``TRACESTATE``/``BAGGAGE`` in ``environ`` describe, or None."""
-    carrier = {low: environ[up] for low, up in _ENV_KEYS.items() if environ.get(up)}
+    carrier = {low: environ[up] for low, up in ENV_KEYS.items() if environ.get(up)}
     if not carrier:
         return None
     ctx = TraceContextTextMapPropagator().extract(carrier, context=otel_context.Context())

@@ -4,46 +4,11 @@ model call once a limit is spent (rules in :mod:`otel_llm.tasks.budget`, decisio
 :func:`otel_llm.tasks.task`, joined through baggage (:func:`task_in`) or made on their own
 (:mod:`otel_llm.tasks.auto`).
 
-Task span attributes, set at start: ``gen_ai.operation.name`` = ``invoke_agent``,
-``gen_ai.agent.name``, ``otel_llm.task.id``, ``otel_llm.task.name``,
-``otel_llm.task.parent_id`` (nested), ``otel_llm.task.kind`` (explicit, trace, process);
-at the end:
-
-==========================================  ======  ===========================================
-``otel_llm.task.iterations``                int     model calls admitted
-``otel_llm.task.usage.input_tokens`` etc.   int     token totals (``Usage.total_attributes``; not
-                                                    ``gen_ai.usage.*``, which would count each
-                                                    call twice in a sum over spans)
-``otel_llm.task.cost.usd``                  double  total cost (``.input_usd``, ``.output_usd``,
-                                                    ``.cache_read_usd``, ``.cache_write_usd``,
-                                                    ``.cache_savings_usd``: its parts)
-``otel_llm.task.unpriced_calls``            int     calls with no known price (cost is a floor)
-``otel_llm.task.tool_calls``                int     ``otel_llm.tool`` calls
-``otel_llm.task.duration_s``                double  wall time, by the task's clock
-``otel_llm.task.outcome``                   string  done | stopped | error
-``otel_llm.task.stopped_by``                string  the limit that stopped it (``max_usd``...)
-``otel_llm.task.tool_batches``              int     tool batches (tools after one model call)
-``otel_llm.task.tool_batches.sequential``   int     batches of >= 2 tools that never overlapped
-``otel_llm.task.tool_saveable_s``           double  time those would have saved in parallel
-``otel_llm.task.tool_parallelism``          double  sum of tool durations / sum of batch walls
-``otel_llm.budget.state``                   string  ok | warn | exceeded | killed
-``otel_llm.budget.max_usd`` etc.            number  each limit in force (at the end)
-``otel_llm.budget.warn_at``                 double  the warning fraction
-``otel_llm.budget.on_exceed``               string  kill | alert | hook
-``otel_llm.budget.reserve``                 bool    worst-case reservation on
-``otel_llm.budget.policies``                string[] policies that contributed limits
-``otel_llm.budget.grants``                  int     budget granted by ``on_exceed``
-==========================================  ======  ===========================================
-
-Budget state: ``warn`` once any limit crossed ``warn_at``; ``exceeded`` once any limit
-was reached; ``killed`` once the guard refused a call. Task span events:
-``otel_llm.budget.warn`` and ``otel_llm.budget.exceeded`` (once per limit value),
-``otel_llm.budget.killed`` (a call was refused), ``otel_llm.budget.grant``, each with
-``otel_llm.budget.limit``, ``otel_llm.budget.spent``, ``otel_llm.budget.limit_value``;
-and ``otel_llm.tool.batch`` per batch of two or more tools, with
-``otel_llm.tool.batch.iteration`` (the model call the batch followed),
-``.size``, ``.tools``, ``.duration_s`` (sum), ``.wall_s``, ``.parallelism``,
-``.sequential``, ``.saveable_s`` (sum minus the longest: zero when fully parallel).
+The task span's attributes (set at the start, totals at the end) and its events
+(``otel_llm.budget.warn``/``exceeded``/``killed``/``grant``, ``otel_llm.tool.batch``):
+``docs/telemetry.md``. Budget state: ``warn`` once any limit crossed ``warn_at``;
+``exceeded`` once any limit was reached; ``killed`` once the guard refused a call.
+Warn and exceeded are announced once per limit value.
 
 Tool batches: :mod:`otel_llm.tasks.toolbatches`.
 
@@ -74,6 +39,7 @@ from opentelemetry.util.types import AttributeValue
 from otel_llm import attributes as attrs
 from otel_llm import failures
 from otel_llm.attributes import (
+    BUDGET_GRANT_REASON,
     BUDGET_GRANTS,
     BUDGET_LIMIT,
     BUDGET_LIMIT_VALUE,
@@ -82,6 +48,7 @@ from otel_llm.attributes import (
     BUDGET_RESERVE,
     BUDGET_SPENT,
     BUDGET_WARN_AT,
+    BUDGET_WORST_CASE_USD,
     EVENT_EXCEEDED,
     EVENT_GRANT,
     EVENT_KILLED,
@@ -719,7 +686,7 @@ class Task:
         for name, amount in changed.items():
             event_attrs[LIMIT_KEYS[name]] = amount
         if reason:
-            event_attrs["otel_llm.budget.grant_reason"] = reason
+            event_attrs[BUDGET_GRANT_REASON] = reason
         budget_logger.warning(
             'task "%s" (id %s) was granted more budget: %s', self.name, self.task_id, changed
         )
@@ -752,7 +719,7 @@ class Task:
                     BUDGET_LIMIT_VALUE: float(value),
                 }
                 if worst is not None:
-                    attributes["otel_llm.budget.worst_case_usd"] = worst
+                    attributes[BUDGET_WORST_CASE_USD] = worst
                 self._span.add_event(EVENT_KILLED, attributes)
         raise error from cause
 

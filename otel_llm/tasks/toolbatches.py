@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from otel_llm.attributes import TOOL_BATCH
+from otel_llm import attributes as attrs
 
 __all__ = ["Batch", "BatchTally", "ToolBatches", "ToolRecord", "tally"]
 
@@ -68,14 +68,14 @@ class BatchTally:
     def event_attributes(self) -> dict[str, Any]:
         """The attributes of the task span's ``otel_llm.tool.batch`` event."""
         return {
-            f"{TOOL_BATCH}.iteration": self.iteration,
-            f"{TOOL_BATCH}.size": len(self.tools),
-            f"{TOOL_BATCH}.tools": list(self.tools),
-            f"{TOOL_BATCH}.duration_s": self.duration_s,
-            f"{TOOL_BATCH}.wall_s": self.wall_s,
-            f"{TOOL_BATCH}.parallelism": self.parallelism,
-            f"{TOOL_BATCH}.sequential": self.sequential,
-            f"{TOOL_BATCH}.saveable_s": self.saveable_s,
+            attrs.TOOL_BATCH_ITERATION: self.iteration,
+            attrs.TOOL_BATCH_SIZE: len(self.tools),
+            attrs.TOOL_BATCH_TOOLS: list(self.tools),
+            attrs.TOOL_BATCH_DURATION_S: self.duration_s,
+            attrs.TOOL_BATCH_WALL_S: self.wall_s,
+            attrs.TOOL_BATCH_PARALLELISM: self.parallelism,
+            attrs.TOOL_BATCH_SEQUENTIAL: self.sequential,
+            attrs.TOOL_BATCH_SAVEABLE_S: self.saveable_s,
         }
 
 
