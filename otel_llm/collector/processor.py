@@ -291,6 +291,9 @@ class BudgetProcessor:
                 "tasks_evicted",
                 "tasks_forgotten",
                 "kills",
+                "kills_limit",
+                "kills_window",
+                "kills_manual",
                 "warnings",
             ),
             0,
@@ -553,6 +556,8 @@ class BudgetProcessor:
         self._dirty_tasks.add(task.task_id)
         self.kill_log.add(decision)
         self.stats["kills"] += 1
+        cause = "manual" if limit == "manual" else "window" if group or alert_kind == "window" else "limit"
+        self.stats[f"kills_{cause}"] += 1
         if outcome is not None:
             outcome.decisions.append(decision)
             self._event(
