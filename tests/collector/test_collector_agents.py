@@ -5,65 +5,17 @@ provider simulator: budgets across processes, kills reaching both, foreign spans
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import urllib.request
-from pathlib import Path
 
 import pytest
-from support.otlp import free_env, running_collector
+from support.agents import agent_env, finish, start
+from support.otlp import running_collector
 
 from otel_llm.pricing import price
 from otel_llm.sim import Simulator
 from otel_llm.usage import Usage
 
-AGENT = Path(__file__).parent / "agents" / "loop_agent.py"
-INSTRUMENT = Path(sys.executable).parent / "opentelemetry-instrument"
-
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-
-
-def agent_env(collector, sim, *, service: str, protocol: str, **extra: str) -> dict[str, str]:
-    env = free_env()
-    env.update(
-        OTEL_SERVICE_NAME=service,
-        OTEL_TRACES_EXPORTER="otlp",
-        OTEL_METRICS_EXPORTER="none",
-        OTEL_LOGS_EXPORTER="none",
-        OPENAI_BASE_URL=f"{sim.url}/v1",
-        OPENAI_API_KEY="sk-simulator",
-        OTEL_LLM_COLLECTOR_URL=collector.http_url,
-        # traceloop's instrumentor (entry point "openai") is for the foreign-span test only.
-        OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="openai",
-    )
-    if protocol == "grpc":
-        env.update(
-            OTEL_EXPORTER_OTLP_PROTOCOL="grpc",
-            OTEL_EXPORTER_OTLP_ENDPOINT=f"http://{collector.grpc_endpoint}",
-            OTEL_EXPORTER_OTLP_INSECURE="true",
-        )
-    else:
-        env.update(
-            OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf", OTEL_EXPORTER_OTLP_ENDPOINT=collector.http_url
-        )
-    env.update(extra)
-    return env
-
-
-def start(env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [str(INSTRUMENT), sys.executable, str(AGENT)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def finish(process: subprocess.Popen[str]) -> tuple[list[str], str]:
-    out, err = process.communicate(timeout=120)
-    assert process.returncode == 0, err
-    return out.splitlines(), err
 
 
 def get_json(url: str) -> dict:
@@ -173,3 +125,38 @@ def test_traceloop_instrumented_process_is_priced_and_budgeted(tmp_path):
     assert [(k["task_id"], k["limit"], k["spent"]) for k in kills] == [(trace_id, "max_iterations", 3)]
     assert len(stored) == 5
     assert all(row["cost_usd"] > 0 for row in stored)
+
+
+def test_a_collector_that_is_down_never_blocks_or_breaks_a_model_call(tmp_path):
+    from support.otlp import free_port
+
+    with Simulator() as sim, running_collector(tmp_path) as collector:
+        dead = f"http://127.0.0.1:{free_port()}"
+        env = agent_env(collector, sim, service="lonely", protocol="http", LOOP_CALLS="6", LOOP_PAUSE="0.1")
+        env["OTEL_LLM_COLLECTOR_URL"] = dead
+        lines, err = finish(start(env))
+    assert lines == [*(f"CALL {n}" for n in range(1, 7)), "DONE"]
+    assert sim.request_count == 6
+    # Logged once per outage, not once per retry.
+    assert err.count(f"cannot follow the kills of the otel-llm collector at {dead}") == 1
+
+
+def test_default_instrument_setup_exports_metrics_and_logs_without_errors(tmp_path):
+    with Simulator() as sim, running_collector(tmp_path) as collector:
+        env = agent_env(
+            collector,
+            sim,
+            service="metrics-too",
+            protocol="http",
+            LOOP_CALLS="2",
+            LOOP_PAUSE="0",
+            OTEL_METRICS_EXPORTER="otlp",
+            OTEL_LOGS_EXPORTER="otlp",
+            OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED="true",
+        )
+        lines, err = finish(start(env))
+        with urllib.request.urlopen(collector.http_url + "/metrics", timeout=10) as response:
+            metrics = response.read().decode()
+    assert lines[-1] == "DONE"
+    assert "Failed to export" not in err
+    assert 'otel_llm_collector_received_items_total{protocol="http",signal="metrics"}' in metrics
