@@ -644,7 +644,7 @@ class Alerter:
             ):
                 counter.labels(target=target.name)
         self._metrics.alerts_dropped.labels(target="all")
-        self._gauge = self._metrics.queued.labels(queue="alerts")
+        self._gauge = self._metrics.queue_depth.labels(queue="alerts")
 
     @property
     def targets(self) -> tuple[str, ...]:

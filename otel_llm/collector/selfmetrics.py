@@ -11,7 +11,7 @@ Names follow Prometheus conventions and the OpenTelemetry Collector's own
 last word of the name, counters exposed with ``_total``. Usage::
 
     metrics = SelfMetrics()
-    metrics.received.labels(signal="traces", protocol="grpc").inc(len(spans))
+    metrics.spans_received.labels(signal="traces", protocol="grpc").inc(len(spans))
     body, content_type = metrics.render(request.headers.get("Accept"))
 """
 
@@ -48,7 +48,7 @@ class MetricSpec:
         return f"{self.name}_total" if self.kind == "counter" else self.name
 
 
-RECEIVED = MetricSpec(
+SPANS_RECEIVED = MetricSpec(
     f"{PREFIX}received_items",
     "counter",
     "items",
@@ -60,7 +60,7 @@ SPANS_REFUSED = MetricSpec(
     f"{PREFIX}refused_spans",
     "counter",
     "spans",
-    "Spans refused, by reason: malformed (400), too_large (413), unauthorized (401), "
+    "Spans refused, by reason: malformed (400), oversize (413), unauthorized (401), "
     "overloaded (429/503, the client retries), killed_task (past the per-task cap, partial_success).",
     ("reason",),
 )
@@ -69,6 +69,19 @@ SPANS_PRICED = MetricSpec(
     "counter",
     "spans",
     "Inference spans that arrived without otel_llm.cost.usd and were priced by the collector.",
+)
+SPANS_UNPRICED = MetricSpec(
+    f"{PREFIX}unpriced_spans",
+    "counter",
+    "spans",
+    "Inference spans without a cost that the collector could not price (no known price for the model).",
+)
+REQUESTS = MetricSpec(
+    f"{PREFIX}requests",
+    "counter",
+    "requests",
+    "OTLP export requests answered, by protocol, signal and status (HTTP status code, or gRPC status name).",
+    ("protocol", "signal", "status"),
 )
 TASKS_ACTIVE = MetricSpec(
     f"{PREFIX}active_tasks",
@@ -86,9 +99,15 @@ KILLS = MetricSpec(
     f"{PREFIX}kills",
     "counter",
     "kills",
-    "Kill decisions, by reason: limit (a per-task limit), window (a group window budget), "
+    "Kill decisions, by cause: limit (a per-task limit), window (a group window budget), "
     "manual (POST /v1/tasks/{id}/kill).",
-    ("reason",),
+    ("cause",),
+)
+BUDGET_WARNINGS = MetricSpec(
+    f"{PREFIX}budget_warnings",
+    "counter",
+    "warnings",
+    "Budget warnings: a task or window crossed its warn_at threshold.",
 )
 ALERTS_SENT = MetricSpec(
     f"{PREFIX}sent_alerts",
@@ -126,35 +145,54 @@ ALERTS_DEDUPLICATED = MetricSpec(
     "Budget alerts not sent again because the same task or window, limit, threshold and kind "
     "was already alerted (remembered across restarts).",
 )
-QUEUED = MetricSpec(
+QUEUE_DEPTH = MetricSpec(
     f"{PREFIX}queued_items",
     "gauge",
     "items",
-    "Items waiting in a queue, by queue (ingest, storage, forward, alerts).",
+    "Items waiting in a queue, by queue: storage (rows for the ClickHouse writer), forward "
+    "(requests for the downstream OTLP endpoint), alerts (alert deliveries).",
     ("queue",),
+)
+SPOOL_SIZE = MetricSpec(
+    f"{PREFIX}spool_bytes",
+    "gauge",
+    "bytes",
+    "Size of the storage spool on disk (rows kept while ClickHouse is unreachable).",
 )
 INSERT_DURATION = MetricSpec(
     f"{PREFIX}insert_duration_seconds",
     "histogram",
     "seconds",
-    "Time to write one batch of spans to ClickHouse.",
+    "Time to write one batch of rows to ClickHouse.",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+INGEST_DURATION = MetricSpec(
+    f"{PREFIX}ingest_duration_seconds",
+    "histogram",
+    "seconds",
+    "Time to handle one OTLP export request, from its body read to the answer.",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
 
 METRICS: tuple[MetricSpec, ...] = (
-    RECEIVED,
+    SPANS_RECEIVED,
     SPANS_REFUSED,
     SPANS_PRICED,
+    SPANS_UNPRICED,
+    REQUESTS,
     TASKS_ACTIVE,
     TASKS_EVICTED,
     KILLS,
+    BUDGET_WARNINGS,
     ALERTS_SENT,
     ALERTS_FAILED,
     ALERTS_DROPPED,
     ALERT_RETRIES,
     ALERTS_DEDUPLICATED,
-    QUEUED,
+    QUEUE_DEPTH,
+    SPOOL_SIZE,
     INSERT_DURATION,
+    INGEST_DURATION,
 )
 
 
@@ -179,19 +217,24 @@ class SelfMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.received: Counter = _counter(RECEIVED, r)
+        self.spans_received: Counter = _counter(SPANS_RECEIVED, r)
         self.spans_refused: Counter = _counter(SPANS_REFUSED, r)
         self.spans_priced: Counter = _counter(SPANS_PRICED, r)
+        self.spans_unpriced: Counter = _counter(SPANS_UNPRICED, r)
+        self.requests: Counter = _counter(REQUESTS, r)
         self.tasks_active: Gauge = _gauge(TASKS_ACTIVE, r)
         self.tasks_evicted: Counter = _counter(TASKS_EVICTED, r)
         self.kills: Counter = _counter(KILLS, r)
+        self.budget_warnings: Counter = _counter(BUDGET_WARNINGS, r)
         self.alerts_sent: Counter = _counter(ALERTS_SENT, r)
         self.alerts_failed: Counter = _counter(ALERTS_FAILED, r)
         self.alerts_dropped: Counter = _counter(ALERTS_DROPPED, r)
         self.alert_retries: Counter = _counter(ALERT_RETRIES, r)
         self.alerts_deduplicated: Counter = _counter(ALERTS_DEDUPLICATED, r)
-        self.queued: Gauge = _gauge(QUEUED, r)
-        self.insert_duration: Histogram = _histogram(INSERT_DURATION, r)
+        self.queue_depth: Gauge = _gauge(QUEUE_DEPTH, r)
+        self.spool_bytes: Gauge = _gauge(SPOOL_SIZE, r)
+        self.insert_latency: Histogram = _histogram(INSERT_DURATION, r)
+        self.ingest_latency: Histogram = _histogram(INGEST_DURATION, r)
 
     def render(self, accept: str | None = None) -> tuple[bytes, str]:
         """The exposition for a ``/metrics`` response: ``(body, content_type)``. Prometheus

@@ -32,11 +32,13 @@ DEFAULT_REPLICA_NAME = "{replica}"
 
 _NAME = re.compile(r"^[A-Za-z0-9_.{}-]+$")
 _HEAD = re.compile(
-    r"^(?P<head>(?:CREATE\s+(?:TABLE|MATERIALIZED\s+VIEW|VIEW|DATABASE)\s+(?:IF\s+NOT\s+EXISTS\s+)?"
+    r"^(?P<head>(?:CREATE\s+(?:OR\s+REPLACE\s+)?(?:TABLE|MATERIALIZED\s+VIEW|VIEW|DATABASE)\s+(?:IF\s+NOT\s+EXISTS\s+)?"
     r"|ALTER\s+TABLE\s+|DROP\s+(?:TABLE|VIEW|DATABASE)\s+(?:IF\s+EXISTS\s+)?)(?P<name>[^\s(]+))",
     re.IGNORECASE,
 )
-_CREATE_TABLE = re.compile(r"^CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(?P<name>[^\s(]+)", re.IGNORECASE)
+_CREATE_TABLE = re.compile(
+    r"^CREATE\s+(?:OR\s+REPLACE\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(?P<name>[^\s(]+)", re.IGNORECASE
+)
 _ENGINE = re.compile(
     r"ENGINE\s*=\s*(?P<kind>|Replacing|Aggregating|Summing|Collapsing|VersionedCollapsing)MergeTree"
     r"(?:\((?P<args>[^)]*)\))?",

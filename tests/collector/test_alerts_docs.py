@@ -70,8 +70,8 @@ def test_every_declared_metric_is_exposed_once_with_help_and_unit() -> None:
 
 def test_render_speaks_prometheus_text_and_openmetrics() -> None:
     metrics = SelfMetrics()
-    metrics.received.labels(signal="traces", protocol="grpc").inc(3)
-    metrics.insert_duration.observe(0.004)
+    metrics.spans_received.labels(signal="traces", protocol="grpc").inc(3)
+    metrics.insert_latency.observe(0.004)
     body, content_type = metrics.render()
     assert content_type == "text/plain; version=0.0.4; charset=utf-8"
     text = body.decode()

@@ -91,7 +91,7 @@ def test_a_span_inserted_like_the_upstream_exporter_does_lands_in_llm_calls(stor
     )
     assert call_row(store, "00000000000000a1") == (
         "traceloop", "anthropic", "completion", "claude-3-5-sonnet-20241022", "claude-3-5-sonnet-20241022",
-        "trace:aaaa0000000000000000000000000001", 1500, 250, 400, 100, 100, 0, 0, 0.0, "", False, None,
+        "aaaa0000000000000000000000000001", 1500, 250, 400, 100, 100, 0, 0, 0.0, "", False, None,
         "Ok", "",
     )  # fmt: skip
 

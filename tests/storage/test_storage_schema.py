@@ -56,15 +56,18 @@ OUR_OBJECTS = {
     "budget_events",
     "budget_events_from_spans_mv",
     "schema_migrations",
+    "model_prices",
 }
 
 
 def test_schema_applied_twice_records_each_migration_once(config: StorageConfig) -> None:
     with open_backend(config) as backend:
-        assert apply_schema(backend) == [1, 2, 3, 4]
+        assert apply_schema(backend) == [1, 2, 3, 4, 5]
         assert apply_schema(backend) == []
         rows = backend.query("SELECT version, name FROM schema_migrations ORDER BY version").rows
-        assert rows == [(1, "otel_traces"), (2, "llm_calls"), (3, "tasks"), (4, "budget_events")]
+        assert rows == [
+            (1, "otel_traces"), (2, "llm_calls"), (3, "tasks"), (4, "budget_events"), (5, "llm_calls_once"),
+        ]  # fmt: skip
         tables = backend.query("SELECT name FROM system.tables WHERE database = 'otel'").rows
         assert {name for (name,) in tables} == OUR_OBJECTS
         checksums = {m.version: m.checksum for m in load_migrations()}
@@ -106,10 +109,13 @@ def test_cluster_rendering_adds_on_cluster_and_replicated_engines() -> None:
     statements = render_schema(options)
     assert len(statements) == 1 + sum(len(m.statements) for m in load_migrations())
     for statement in statements:
+        if statement.startswith("INSERT"):  # data, not DDL: runs where the runner is connected
+            continue
         head = statement.split("\n", 1)[0]
         assert re.search(r" ON CLUSTER 'prod'$", head) or " ON CLUSTER 'prod' " in head, head
         assert not re.search(r"ENGINE = (Replacing|Aggregating)?MergeTree", statement)
     by_name = {s.split()[5]: s for s in statements if s.startswith("CREATE TABLE IF NOT EXISTS")}
+    by_name["llm_calls"] = next(s for s in statements if s.startswith("CREATE OR REPLACE TABLE llm_calls"))
     traces = by_name["otel_traces"]
     path = "'/clickhouse/tables/{shard}/{database}/{table}', '{replica}'"
     assert f"ENGINE = ReplicatedMergeTree({path})" in traces

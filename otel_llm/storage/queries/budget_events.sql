@@ -1,7 +1,8 @@
--- Budget warnings, kills and alerts in [start, end), newest first.
-SELECT timestamp, kind, task_id, task_name, service_name, policy, limit_name, limit_value, spent, channel, message, source
+-- Budget warnings, kills and alerts in the window, newest first.
+SELECT timestamp, kind, task_id, trace_id, task_name, service_name, policy, limit_name, limit_value, spent, channel, message, source
 FROM budget_events
-WHERE timestamp >= {start:DateTime64(9)} AND timestamp < {end:DateTime64(9)}
-    AND ({service:String} = '' OR service_name = {service:String})
+WHERE $__timeFilter(timestamp)
+    AND $__conditionalAll(service_name IN (${service:singlequote}), $service)
+    AND $__conditionalAll(task_name IN (${task_name:singlequote}), $task_name)
 ORDER BY timestamp DESC, event_id
-LIMIT {limit:UInt32}
+LIMIT ${limit}

@@ -1,4 +1,4 @@
--- Prompt-cache use and return per prompt prefix (otel_llm.prompt.prefix_hash) in [start, end).
+-- Prompt-cache use and return per prompt prefix (otel_llm.prompt.prefix_hash) in the window.
 --
 -- cache_hit_ratio   cached input tokens read / all input tokens of the prefix's calls.
 -- reads_per_write   cache-read tokens / cache-write tokens: how many times each written
@@ -15,7 +15,8 @@
 --   break_even_reads_per_write_gross  (1.25 w5m + 2.0 w1h) / (0.9 w)
 -- pays_off compares reads_per_write with the net figure. cache_savings_usd is the
 -- priced result (otel_llm.cost.cache_savings_usd, net of the write premium): the ROI
--- in dollars, using each call's real prices.
+-- in dollars, using each call's real prices; loses_money marks the prefixes whose
+-- writes cost more than their reads saved.
 SELECT
     prefix_hash,
     calls,
@@ -32,6 +33,7 @@ SELECT
         AS break_even_reads_per_write_gross,
     cache_creation_input_tokens = 0 OR reads_per_write > break_even_reads_per_write AS pays_off,
     round(savings, 6) AS cache_savings_usd,
+    savings < 0 AS loses_money,
     top_miss_reasons
 FROM
 (
@@ -47,11 +49,14 @@ FROM
         sum(cache_creation_1h_input_tokens) AS write_1h,
         sum(cache_savings_usd) AS savings,
         topKIf(3)(cache_miss_reason, cache_miss_reason != '') AS top_miss_reasons
-    FROM llm_calls
-    WHERE timestamp >= {start:DateTime64(9)} AND timestamp < {end:DateTime64(9)}
-        AND ({service:String} = '' OR service_name = {service:String})
+    FROM llm_calls FINAL
+    WHERE $__timeFilter(timestamp)
+        AND $__conditionalAll(service_name IN (${service:singlequote}), $service)
+        AND $__conditionalAll(response_model IN (${model:singlequote}), $model)
+        AND $__conditionalAll(task_name IN (${task_name:singlequote}), $task_name)
+        AND $__conditionalAll(service_version IN (${version:singlequote}), $version)
         AND prefix_hash != ''
     GROUP BY prefix_hash
 )
 ORDER BY cache_savings_usd DESC, calls DESC, prefix_hash
-LIMIT {limit:UInt32}
+LIMIT ${limit}

@@ -1,11 +1,20 @@
--- Every figure for one cohort of calls (and of tasks) against another: cohort a is the
--- calls in [a_start, a_end) of service.version a_version ('' = any version), cohort b
--- likewise; tasks belong to a cohort by the time they started and their version. One
--- row per metric with a, b and change = b / a - 1 (NULL when a is 0 or empty).
+-- Every figure for one cohort of calls (and of tasks) against another. Cohort b is the
+-- window [from, to) of version ${version_b} ('' = any version); cohort a is the
+-- ${baseline_s} seconds before the window (or, when baseline_s is 0, the window itself)
+-- of version ${version_a}. A task belongs to a cohort by its first call.
+-- One row per metric with a, b and change = b / a - 1 (NULL when a is 0 or empty).
 -- Quantiles are exact (position floor(level * n)); values rounded to 1e-6.
--- The named questions drift (a = the baseline window, b = the current one) and
+-- Task latency: the task span's own clock (otel_llm.task.duration_s) when it arrived,
+-- else first call start to last call end. Success: outcome done among tasks whose span
+-- reported an outcome.
+-- The named questions drift (a = the 7 days before the window, any version) and
 -- version_compare (a and b = two releases over one window) are this query
 -- (otel_llm/storage/queries.py).
+WITH
+    $__fromTime AS b_start_,
+    $__toTime AS b_end_,
+    if(${baseline_s} > 0, b_start_ - toIntervalSecond(${baseline_s}), b_start_) AS a_start_,
+    if(${baseline_s} > 0, b_start_, b_end_) AS a_end_
 SELECT
     metric,
     round(a_, 6) AS a,
@@ -14,7 +23,7 @@ SELECT
 FROM
 (
     SELECT
-        ['calls', 'cost_usd', 'cost_per_call_usd', 'tokens_per_call', 'input_output_ratio', 'cache_hit_ratio', 'error_rate', 'ttft_p95_seconds', 'duration_p95_seconds', 'tasks', 'cost_per_task_p50_usd', 'cost_per_task_p95_usd', 'calls_per_task_p50', 'calls_per_task_p95'] AS metric_names,
+        ['calls', 'cost_usd', 'cost_per_call_usd', 'tokens_per_call', 'input_output_ratio', 'cache_hit_ratio', 'error_rate', 'ttft_p95_seconds', 'duration_p95_seconds', 'tasks', 'cost_per_task_p50_usd', 'cost_per_task_p95_usd', 'calls_per_task_p50', 'calls_per_task_p95', 'task_latency_p50_seconds', 'task_latency_p95_seconds', 'task_success_rate'] AS metric_names,
         arrayMap(x -> if(isFinite(x), x, NULL), arrayConcat(c.a_values, t.a_values)) AS a_values,
         arrayMap(x -> if(isFinite(x), x, NULL), arrayConcat(c.b_values, t.b_values)) AS b_values
     FROM
@@ -42,14 +51,14 @@ FROM
         (
             SELECT
                 *,
-                timestamp >= {a_start:DateTime64(9)} AND timestamp < {a_end:DateTime64(9)}
-                    AND ({a_version:String} = '' OR service_version = {a_version:String}) AS in_a,
-                timestamp >= {b_start:DateTime64(9)} AND timestamp < {b_end:DateTime64(9)}
-                    AND ({b_version:String} = '' OR service_version = {b_version:String}) AS in_b
-            FROM llm_calls
-            WHERE ((timestamp >= {a_start:DateTime64(9)} AND timestamp < {a_end:DateTime64(9)})
-                OR (timestamp >= {b_start:DateTime64(9)} AND timestamp < {b_end:DateTime64(9)}))
-                AND ({service:String} = '' OR service_name = {service:String})
+                timestamp >= a_start_ AND timestamp < a_end_
+                    AND (${version_a:singlequote} = '' OR service_version = ${version_a:singlequote}) AS in_a,
+                timestamp >= b_start_ AND timestamp < b_end_
+                    AND (${version_b:singlequote} = '' OR service_version = ${version_b:singlequote}) AS in_b
+            FROM llm_calls FINAL
+            WHERE timestamp >= least(a_start_, b_start_) AND timestamp < greatest(a_end_, b_end_)
+                AND $__conditionalAll(service_name IN (${service:singlequote}), $service)
+                AND $__conditionalAll(task_name IN (${task_name:singlequote}), $task_name)
         )
     ) AS c
     CROSS JOIN
@@ -59,25 +68,47 @@ FROM
             toFloat64(quantileExactIf(0.5)(cost, in_a)),
             toFloat64(quantileExactIf(0.95)(cost, in_a)),
             toFloat64(quantileExactIf(0.5)(calls, in_a)),
-            toFloat64(quantileExactIf(0.95)(calls, in_a))] AS a_values,
+            toFloat64(quantileExactIf(0.95)(calls, in_a)),
+            toFloat64(quantileExactIf(0.5)(latency, in_a)),
+            toFloat64(quantileExactIf(0.95)(latency, in_a)),
+            toFloat64(countIf(in_a AND outcome = 'done') / nullIf(countIf(in_a AND outcome != ''), 0))] AS a_values,
             [toFloat64(countIf(in_b)),
             toFloat64(quantileExactIf(0.5)(cost, in_b)),
             toFloat64(quantileExactIf(0.95)(cost, in_b)),
             toFloat64(quantileExactIf(0.5)(calls, in_b)),
-            toFloat64(quantileExactIf(0.95)(calls, in_b))] AS b_values
+            toFloat64(quantileExactIf(0.95)(calls, in_b)),
+            toFloat64(quantileExactIf(0.5)(latency, in_b)),
+            toFloat64(quantileExactIf(0.95)(latency, in_b)),
+            toFloat64(countIf(in_b AND outcome = 'done') / nullIf(countIf(in_b AND outcome != ''), 0))] AS b_values
         FROM
         (
             SELECT
-                task_id, sum(cost_usd) AS cost, sum(calls) AS calls, min(first_seen) AS started,
-                max(service_version) AS version,
-                started >= {a_start:DateTime64(9)} AND started < {a_end:DateTime64(9)}
-                    AND ({a_version:String} = '' OR version = {a_version:String}) AS in_a,
-                started >= {b_start:DateTime64(9)} AND started < {b_end:DateTime64(9)}
-                    AND ({b_version:String} = '' OR version = {b_version:String}) AS in_b
-            FROM tasks
-            WHERE first_seen >= least({a_start:DateTime64(9)}, {b_start:DateTime64(9)})
-            GROUP BY task_id
-            HAVING calls > 0 AND (in_a OR in_b) AND ({service:String} = '' OR max(service_name) = {service:String})
+                c.cost AS cost, c.calls AS calls, t.outcome AS outcome,
+                if(t.duration_s > 0, t.duration_s, c.span_s) AS latency,
+                c.started >= a_start_ AND c.started < a_end_
+                    AND (${version_a:singlequote} = '' OR c.version = ${version_a:singlequote}) AS in_a,
+                c.started >= b_start_ AND c.started < b_end_
+                    AND (${version_b:singlequote} = '' OR c.version = ${version_b:singlequote}) AS in_b
+            FROM
+            (
+                SELECT
+                    task_id, sum(cost_usd) AS cost, count() AS calls, min(timestamp) AS started,
+                    max(toString(service_version)) AS version,
+                    dateDiff('millisecond', started, max(timestamp + toIntervalNanosecond(duration_ns))) / 1000 AS span_s
+                FROM llm_calls FINAL
+                WHERE timestamp >= least(a_start_, b_start_) AND timestamp < greatest(a_end_, b_end_)
+                    AND $__conditionalAll(service_name IN (${service:singlequote}), $service)
+                    AND $__conditionalAll(task_name IN (${task_name:singlequote}), $task_name)
+                GROUP BY task_id
+            ) AS c
+            LEFT JOIN
+            (
+                SELECT task_id, max(task_status) AS outcome, max(task_duration_s) AS duration_s
+                FROM tasks
+                WHERE first_seen >= least(a_start_, b_start_) - INTERVAL 1 DAY
+                GROUP BY task_id
+            ) AS t ON t.task_id = c.task_id
+            WHERE in_a OR in_b
         )
     ) AS t
 )

@@ -1,4 +1,4 @@
--- Which models the calls in [start, end) went to, and their share of calls and cost.
+-- Which models the calls in the window went to, and their share of calls and cost.
 SELECT
     provider,
     model,
@@ -17,9 +17,12 @@ FROM
         sum(cost_usd) AS cost,
         sum(input_tokens) AS input_tokens,
         sum(output_tokens) AS output_tokens
-    FROM llm_calls
-    WHERE timestamp >= {start:DateTime64(9)} AND timestamp < {end:DateTime64(9)}
-        AND ({service:String} = '' OR service_name = {service:String})
+    FROM llm_calls FINAL
+    WHERE $__timeFilter(timestamp)
+        AND $__conditionalAll(service_name IN (${service:singlequote}), $service)
+        AND $__conditionalAll(response_model IN (${model:singlequote}), $model)
+        AND $__conditionalAll(task_name IN (${task_name:singlequote}), $task_name)
+        AND $__conditionalAll(service_version IN (${version:singlequote}), $version)
     GROUP BY provider, response_model
 )
 ORDER BY cost_usd DESC, calls DESC, provider, model

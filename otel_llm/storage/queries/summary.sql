@@ -1,5 +1,5 @@
--- Totals of model calls in [start, end): the headline numbers of the report.
--- service: '' for every service. Costs in USD rounded to 1e-6 (a micro-dollar).
+-- Totals of model calls in the window: the headline numbers of the report.
+-- Costs in USD rounded to 1e-6 (a micro-dollar).
 SELECT
     count() AS calls,
     uniqExact(task_id) AS tasks,
@@ -11,6 +11,9 @@ SELECT
     round(cache_read_input_tokens / nullIf(input_tokens, 0), 6) AS cache_hit_ratio,
     round(sum(cache_savings_usd), 6) AS cache_savings_usd,
     round(countIf(status_code = 'Error') / nullIf(calls, 0), 6) AS error_rate
-FROM llm_calls
-WHERE timestamp >= {start:DateTime64(9)} AND timestamp < {end:DateTime64(9)}
-    AND ({service:String} = '' OR service_name = {service:String})
+FROM llm_calls FINAL
+WHERE $__timeFilter(timestamp)
+    AND $__conditionalAll(service_name IN (${service:singlequote}), $service)
+    AND $__conditionalAll(response_model IN (${model:singlequote}), $model)
+    AND $__conditionalAll(task_name IN (${task_name:singlequote}), $task_name)
+    AND $__conditionalAll(service_version IN (${version:singlequote}), $version)

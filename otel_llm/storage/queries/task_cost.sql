@@ -1,5 +1,6 @@
--- Cost and tokens per task for tasks started in [start, end): exact p50 and p95
--- (quantileExact: the value at position floor(level * n) of the sorted tasks).
+-- Cost, tokens and model calls per task, over the tasks with calls in the window (their
+-- calls in the window): exact p50 and p95 (quantileExact: the value at position
+-- floor(level * n) of the sorted tasks).
 SELECT
     count() AS tasks,
     round(sum(cost), 6) AS cost_usd,
@@ -7,18 +8,17 @@ SELECT
     round(quantileExact(0.5)(cost), 6) AS cost_p50_usd,
     round(quantileExact(0.95)(cost), 6) AS cost_p95_usd,
     quantileExact(0.5)(tokens) AS tokens_p50,
-    quantileExact(0.95)(tokens) AS tokens_p95
+    quantileExact(0.95)(tokens) AS tokens_p95,
+    quantileExact(0.5)(calls) AS calls_p50,
+    quantileExact(0.95)(calls) AS calls_p95
 FROM
 (
-    SELECT
-        task_id,
-        sum(cost_usd) AS cost,
-        sum(input_tokens) + sum(output_tokens) AS tokens,
-        min(first_seen) AS started,
-        max(service_name) AS service
-    FROM tasks
-    WHERE first_seen >= {start:DateTime64(9)}
+    SELECT task_id, sum(cost_usd) AS cost, sum(input_tokens) + sum(output_tokens) AS tokens, count() AS calls
+    FROM llm_calls FINAL
+    WHERE $__timeFilter(timestamp)
+    AND $__conditionalAll(service_name IN (${service:singlequote}), $service)
+    AND $__conditionalAll(response_model IN (${model:singlequote}), $model)
+    AND $__conditionalAll(task_name IN (${task_name:singlequote}), $task_name)
+    AND $__conditionalAll(service_version IN (${version:singlequote}), $version)
     GROUP BY task_id
-    HAVING sum(calls) > 0 AND started < {end:DateTime64(9)}
-        AND ({service:String} = '' OR service = {service:String})
 )

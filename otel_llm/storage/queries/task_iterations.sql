@@ -1,4 +1,5 @@
--- Model calls per task (iterations) for tasks started in [start, end): exact p50, p95, max.
+-- Model calls per task (iterations), over the tasks with calls in the window: exact
+-- p50, p95, max.
 SELECT
     count() AS tasks,
     quantileExact(0.5)(calls) AS calls_p50,
@@ -7,9 +8,12 @@ SELECT
     round(avg(calls), 6) AS calls_avg
 FROM
 (
-    SELECT task_id, sum(calls) AS calls, min(first_seen) AS started, max(service_name) AS service
-    FROM tasks
-    WHERE first_seen >= {start:DateTime64(9)}
+    SELECT task_id, count() AS calls
+    FROM llm_calls FINAL
+    WHERE $__timeFilter(timestamp)
+    AND $__conditionalAll(service_name IN (${service:singlequote}), $service)
+    AND $__conditionalAll(response_model IN (${model:singlequote}), $model)
+    AND $__conditionalAll(task_name IN (${task_name:singlequote}), $task_name)
+    AND $__conditionalAll(service_version IN (${version:singlequote}), $version)
     GROUP BY task_id
-    HAVING calls > 0 AND started < {end:DateTime64(9)} AND ({service:String} = '' OR service = {service:String})
 )

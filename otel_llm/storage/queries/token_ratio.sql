@@ -1,4 +1,4 @@
--- Input:output token ratio and cache hit ratio per model in [start, end); the row with
+-- Input:output token ratio and cache hit ratio per model in the window; the row with
 -- provider = '' and model = '' is all models together.
 SELECT
     provider,
@@ -17,9 +17,12 @@ FROM
         sum(input_tokens) AS input_tokens,
         sum(output_tokens) AS output_tokens,
         sum(cache_read_input_tokens) AS cache_read_input_tokens
-    FROM llm_calls
-    WHERE timestamp >= {start:DateTime64(9)} AND timestamp < {end:DateTime64(9)}
-        AND ({service:String} = '' OR service_name = {service:String})
+    FROM llm_calls FINAL
+    WHERE $__timeFilter(timestamp)
+        AND $__conditionalAll(service_name IN (${service:singlequote}), $service)
+        AND $__conditionalAll(response_model IN (${model:singlequote}), $model)
+        AND $__conditionalAll(task_name IN (${task_name:singlequote}), $task_name)
+        AND $__conditionalAll(service_version IN (${version:singlequote}), $version)
     GROUP BY GROUPING SETS ((provider, response_model), ())
 )
 ORDER BY provider = '' AND model = '', input_tokens DESC, provider, model

@@ -1,4 +1,4 @@
--- Time to first chunk of streamed calls in [start, end), per model, in seconds
+-- Time to first chunk of streamed calls in the window, per model, in seconds
 -- (exact quantiles: the value at position floor(level * n) of the sorted calls).
 SELECT
     provider,
@@ -8,9 +8,12 @@ SELECT
     quantileExact(0.9)(ttft_seconds) AS ttft_p90_seconds,
     quantileExact(0.95)(ttft_seconds) AS ttft_p95_seconds,
     quantileExact(0.99)(ttft_seconds) AS ttft_p99_seconds
-FROM llm_calls
-WHERE timestamp >= {start:DateTime64(9)} AND timestamp < {end:DateTime64(9)}
-    AND ({service:String} = '' OR service_name = {service:String})
+FROM llm_calls FINAL
+WHERE $__timeFilter(timestamp)
+    AND $__conditionalAll(service_name IN (${service:singlequote}), $service)
+    AND $__conditionalAll(response_model IN (${model:singlequote}), $model)
+    AND $__conditionalAll(task_name IN (${task_name:singlequote}), $task_name)
+    AND $__conditionalAll(service_version IN (${version:singlequote}), $version)
     AND stream AND ttft_seconds IS NOT NULL
 GROUP BY provider, response_model
 ORDER BY streams DESC, provider, model

@@ -1,0 +1,5 @@
+-- Alert query. Tasks killed by a budget in the window: alert on any.
+SELECT toFloat64(uniqExact(task_id)) AS value
+FROM budget_events FINAL
+WHERE $__timeFilter(timestamp) AND kind IN ('killed', 'kill', 'manual_kill')
+    AND $__conditionalAll(service_name IN (${service:singlequote}), $service)
