@@ -15,6 +15,7 @@ import asyncio
 import logging
 import signal as signals
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -94,7 +95,7 @@ class Collector:
         self.state.start(self.processor)
         otlp = self.config.receivers.otlp
         if otlp.grpc.enabled:
-            self._grpc, port = start_grpc(otlp, self, self.token, self._http_error)
+            self._grpc, port = start_grpc(otlp, self, self.token, self._grpc_refused)
             host = otlp.grpc.host_port()[0]
             self.grpc_endpoint = f"{host}:{port}"
         if otlp.http.enabled:
@@ -163,7 +164,7 @@ class Collector:
             return await handler(request)
 
         app = web.Application(middlewares=[auth])
-        app.add_routes(http_routes(self.config.receivers.otlp, self, self._executor, self._http_error))
+        app.add_routes(http_routes(self.config.receivers.otlp, self, self._executor, self._http_refused))
         app.add_routes(control_routes(self.config.control, self))
         # Bodies are inflated by the receiver itself, which stops at the size limit.
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True, auto_decompress=False)
@@ -174,15 +175,21 @@ class Collector:
         bound = self._runner.addresses[0]
         self.http_url = f"http://{bound[0]}:{bound[1]}"
 
-    def _http_error(self, signal: str, status: int) -> None:
-        """A request refused before its items could be counted (one per request)."""
+    def _http_refused(self, signal: str, status: int) -> None:
+        """An HTTP request refused before its items could be counted (one per request)."""
         self.stats["http_errors"] += 1
+        self.metrics_registry.requests.labels(protocol="http", signal=signal, status=str(status)).inc()
         reason = _REFUSAL_REASONS.get(status)
         if reason is not None and signal == "traces":
             self.metrics_registry.spans_refused.labels(reason=reason).inc()
 
+    def _grpc_refused(self, signal: str, status: int) -> None:
+        self.metrics_registry.requests.labels(protocol="grpc", signal=signal, status="UNAUTHENTICATED").inc()
+        if signal == "traces":
+            self.metrics_registry.spans_refused.labels(reason="unauthorized").inc()
+
     def _inserted(self, rows: int, seconds: float) -> None:
-        self.metrics_registry.insert_duration.observe(seconds)
+        self.metrics_registry.insert_latency.observe(seconds)
 
     def stop(self) -> None:
         if self._grpc is not None:
@@ -212,6 +219,19 @@ class Collector:
 
     def export(self, signal: Signal, message: Message, raw: bytes | None, protocol: str) -> ExportResult:
         """One export request (HTTP worker thread or gRPC thread)."""
+        started = time.perf_counter()
+        ok, busy = ("200", "503") if protocol == "http" else ("OK", "UNAVAILABLE")
+        requests = self.metrics_registry.requests
+        try:
+            result = self._export(signal, message, raw, protocol)
+        except Overloaded:
+            requests.labels(protocol=protocol, signal=signal, status=busy).inc()
+            raise
+        requests.labels(protocol=protocol, signal=signal, status=ok).inc()
+        self.metrics_registry.ingest_latency.observe(time.perf_counter() - started)
+        return result
+
+    def _export(self, signal: Signal, message: Message, raw: bytes | None, protocol: str) -> ExportResult:
         if not self._inflight.acquire(blocking=False):
             self.stats["overloaded"] += 1
             if signal == "traces":
@@ -226,7 +246,7 @@ class Collector:
             if signal != "traces":
                 if self.forwarder is not None:
                     self.forwarder.send(signal, raw if raw is not None else message.SerializeToString())
-                self.metrics_registry.received.labels(signal=signal, protocol=protocol).inc(
+                self.metrics_registry.spans_received.labels(signal=signal, protocol=protocol).inc(
                     _item_count(message)
                 )
                 return ExportResult()
@@ -251,7 +271,7 @@ class Collector:
                 # Accounted already; the sender's retry is recognised as a duplicate call
                 # only where the span has a response id.
                 raise Overloaded(str(exc)) from None
-        metrics.received.labels(signal="traces", protocol=protocol).inc(len(outcome.accepted))
+        metrics.spans_received.labels(signal="traces", protocol=protocol).inc(len(outcome.accepted))
         if outcome.rejected:
             metrics.spans_refused.labels(reason="killed_task").inc(outcome.rejected)
         self._after(outcome.events)
@@ -294,10 +314,12 @@ class Collector:
         stats = self.processor.stats
         for key, counter in (
             ("priced_spans", m.spans_priced),
+            ("unpriced_spans", m.spans_unpriced),
             ("tasks_evicted", m.tasks_evicted),
-            ("kills_limit", m.kills.labels(reason="limit")),
-            ("kills_window", m.kills.labels(reason="window")),
-            ("kills_manual", m.kills.labels(reason="manual")),
+            ("warnings", m.budget_warnings),
+            ("kills_limit", m.kills.labels(cause="limit")),
+            ("kills_window", m.kills.labels(cause="window")),
+            ("kills_manual", m.kills.labels(cause="manual")),
         ):
             value = stats[key]
             delta = value - self._synced.get(key, 0)
@@ -305,11 +327,13 @@ class Collector:
                 counter.inc(delta)
                 self._synced[key] = value
         m.tasks_active.set(self.processor.counts()["active_tasks"])
-        m.queued.labels(queue="ingest").set(self._inflight_count)
+        m.queue_depth.labels(queue="ingest").set(self._inflight_count)
         if self.storage is not None:
-            m.queued.labels(queue="storage").set(self.storage.spans.stats()["queue_rows"])
+            writer = self.storage.spans.stats()
+            m.queue_depth.labels(queue="storage").set(writer["queue_rows"])
+            m.spool_bytes.set(writer["spool_bytes"])
         if self.forwarder is not None:
-            m.queued.labels(queue="forward").set(self.forwarder.queued())
+            m.queue_depth.labels(queue="forward").set(self.forwarder.queued())
         return m.render(accept)
 
 

@@ -76,8 +76,8 @@ def test_self_metrics_count_received_priced_refused_and_kills(tmp_path):
     assert metric(text, 'otel_llm_collector_received_items_total{protocol="http",signal="traces"}') == 2
     assert metric(text, 'otel_llm_collector_refused_spans_total{reason="killed_task"}') == 1
     assert metric(text, "otel_llm_collector_priced_spans_total") == 3
-    assert metric(text, 'otel_llm_collector_kills_total{reason="limit"}') == 2
-    assert metric(text, 'otel_llm_collector_kills_total{reason="manual"}') == 1
+    assert metric(text, 'otel_llm_collector_kills_total{cause="limit"}') == 2
+    assert metric(text, 'otel_llm_collector_kills_total{cause="manual"}') == 1
     assert metric(text, "otel_llm_collector_active_tasks") == 2
 
 
