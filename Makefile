@@ -49,6 +49,7 @@ $(BENCH_STAMP): pyproject.toml bench/requirements.txt
 bench: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python bench/overhead.py
 	$(BENCH_VENV)/bin/python bench/storage.py
+	$(BENCH_VENV)/bin/python bench/collector.py
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache .ruff_cache

@@ -40,7 +40,7 @@ def test_runaway_task_over_two_processes_is_killed_and_both_next_calls_raise(tmp
         ).dicts()
         events = collector.storage.backend.query(
             "SELECT kind, limit_name, spent, limit_value FROM budget_events WHERE task_id = 'shared-runaway'"
-            " AND source = 'collector' ORDER BY timestamp"
+            " AND source = 'collector' ORDER BY timestamp, spent"
         ).dicts()
     for lines in (http_lines, grpc_lines):
         # Each process made calls, then its next call was refused: neither ran to the end.

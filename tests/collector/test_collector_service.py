@@ -47,7 +47,7 @@ def test_warn_and_kill_reach_the_webhook_and_budget_events(tmp_path):
             c.storage.events.flush()
             events = c.storage.backend.query(
                 "SELECT kind, limit_name, spent, limit_value, policy FROM budget_events"
-                " WHERE task_id = 'alerted' ORDER BY timestamp"
+                " WHERE task_id = 'alerted' ORDER BY timestamp, spent"
             ).dicts()
     kinds = sorted(r.body["kind"] for r in received)
     assert kinds == ["kill", "warn"]
