@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m otel_llm.demo
+	$(BIN)/otel-llm demo
 
 test: $(STAMP) sysdeps
 	$(BIN)/python -m pytest -q

@@ -5,6 +5,8 @@ Subcommands arrive with the components they drive; today:
 - ``otel-llm sim``: serve the provider simulator (OpenAI and Anthropic wire formats).
 - ``otel-llm collector [--config PATH]``, ``otel-llm tasks``, ``otel-llm kill TASK_ID``:
   the collector sidecar and its control API (:mod:`otel_llm.collector.cli`).
+- ``otel-llm demo``: the example agents end to end (:mod:`otel_llm.demo`; what
+  ``make demo`` runs).
 """
 
 from __future__ import annotations
@@ -34,6 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
     from otel_llm.collector import cli as collector_cli
 
     collector_cli.add_commands(commands)
+    commands.add_parser(
+        "demo",
+        help="run the example agents end to end",
+        description="Run the example agents under opentelemetry-instrument into the collector, "
+        "against the provider simulator (or the real APIs when their keys are set).",
+    )
     return parser
 
 
@@ -48,6 +56,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from otel_llm.collector import cli as collector_cli
 
         return collector_cli.main(args)
+    if args.command == "demo":
+        from otel_llm import demo
+
+        return demo.main()
     return 2
 
 

@@ -21,15 +21,16 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 
 from otel_llm import attributes as attrs
+from otel_llm import examples
 from otel_llm.collector.otlp import OtlpSpan
 from otel_llm.storage import Backend
 from otel_llm.storage.records import SPAN_KINDS, STATUS_CODES
 from otel_llm.usage import TASK_USAGE_PREFIX
 
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ROOT / "examples"
-QUICKSTART = EXAMPLES / "quickstart.py"
-AGENTS = (EXAMPLES / "openai_agent.py", EXAMPLES / "anthropic_agent.py")
+# The example agents ship inside the package, so this works from an installed wheel too.
+EXAMPLES = examples.DIRECTORY
+QUICKSTART = examples.QUICKSTART
+AGENTS = examples.AGENTS
 
 
 def instrumented_env(
@@ -66,8 +67,16 @@ def instrumented_env(
 def run_instrumented(script: Path, env: Mapping[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     """Run ``opentelemetry-instrument python SCRIPT`` with this interpreter's tools."""
     instrument = Path(sys.executable).parent / "opentelemetry-instrument"
+    # Beside the interpreter in a virtualenv; otherwise (a site-packages reached another
+    # way) the same entry point, run through this interpreter.
+    launcher = (
+        [str(instrument)]
+        if instrument.exists()
+        else [sys.executable, "-c", "import sys; from opentelemetry.instrumentation.auto_instrumentation "
+              "import run; sys.exit(run())"]
+    )  # fmt: skip
     return subprocess.run(
-        [str(instrument), sys.executable, str(script), *args],
+        [*launcher, sys.executable, str(script), *args],
         env=dict(env),
         capture_output=True,
         text=True,
@@ -241,7 +250,9 @@ def main() -> int:
                     sim_url=sim.url if script == QUICKSTART else None,
                     service_name=f"otel-llm-{script.stem}",
                 )
-                print(f"running {script.relative_to(ROOT)} under opentelemetry-instrument ...", flush=True)
+                print(
+                    f"running otel_llm/examples/{script.name} under opentelemetry-instrument ...", flush=True
+                )
                 result = run_instrumented(script, env)
                 if result.returncode != 0:
                     sys.stderr.write(result.stdout + result.stderr)

@@ -22,7 +22,7 @@ The file (``OTEL_LLM_BUDGETS=path``)::
     alerts:                                       # read by the collector only
       webhook: {url: http://127.0.0.1:9000/hook,  # optional headers, e.g. a token
                 headers: {Authorization: Bearer s3cret}}
-      slack: {url: https://hooks.slack.com/services/...}
+      slack: {url: "${SLACK_WEBHOOK_URL}"}        # ${NAME}: from the collector's environment
       alertmanager: {url: http://127.0.0.1:9093,  # POST {url}/api/v2/alerts
                      resolve_after: 1h}           # endsAt of a task alert (default 1h)
       retry: {attempts: 5, initial_backoff: 0.5, max_backoff: 30}   # seconds (or 30s, 5m)
@@ -60,7 +60,7 @@ import math
 import os
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -211,6 +211,30 @@ class Alerts:
     def targets(self) -> tuple[str, ...]:
         """The configured targets, of ``ALERT_TARGETS``."""
         return tuple(name for name in ALERT_TARGETS if getattr(self, f"{name}_url") is not None)
+
+    def expanded(self, environ: Mapping[str, str] | None = None) -> Alerts:
+        """These settings with every ``${NAME}`` in a URL or header value replaced by the
+        environment variable ``NAME`` (so secrets stay out of the file). Raises
+        ``PolicyError`` naming the key when a variable is unset or a URL is not one."""
+        env = os.environ if environ is None else environ
+        changes: dict[str, Any] = {}
+        for name in ALERT_TARGETS:
+            url = getattr(self, f"{name}_url")
+            if url is None:
+                continue
+            expanded = _expand(url, f"alerts.{name}.url", env)
+            if not _is_http_url(expanded):
+                raise PolicyError(
+                    f"alerts.{name}.url: expected an http:// or https:// URL, got "
+                    f'"{redact_url(expanded)}" from the environment'
+                )
+            changes[f"{name}_url"] = expanded
+        for name in ("webhook", "alertmanager"):
+            headers = getattr(self, f"{name}_headers")
+            changes[f"{name}_headers"] = {
+                key: _expand(value, f"alerts.{name}.headers.{key}", env) for key, value in headers.items()
+            }
+        return replace(self, **changes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -466,6 +490,23 @@ def _headers(where: _Where, path: str, value: Any) -> dict[str, str]:
     return out
 
 
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _expand(text: str, path: str, env: Mapping[str, str]) -> str:
+    def value(found: re.Match[str]) -> str:
+        got = env.get(found.group(1))
+        if not got:
+            raise PolicyError(f"{path}: environment variable {found.group(1)} is not set")
+        return got
+
+    return _ENV_REF.sub(value, text)
+
+
+def _is_http_url(url: str) -> bool:
+    return bool(re.match(r"^https?://[^/?#\s]+", url)) and not re.search(r"\s", url)
+
+
 def redact_url(url: str) -> str:
     """``url`` fit for a log or an error message: scheme and host only, the path, query
     and credentials replaced by ``...`` (a Slack webhook URL's path is its secret)."""
@@ -491,7 +532,9 @@ def _alerts(where: _Where, value: Any) -> Alerts:
             continue
         target = _mapping(where, f"alerts.{key}", data[key], _TARGET_KEYS[key])
         url = target.get("url")
-        if not isinstance(url, str) or not re.match(r"^https?://[^/?#\s]+", url) or re.search(r"\s", url):
+        # A URL taken whole from the environment ("${SLACK_WEBHOOK_URL}") is checked when
+        # the collector expands it (Alerts.expanded); the agent side never needs it.
+        if not (isinstance(url, str) and (_is_http_url(url) or _ENV_REF.fullmatch(url))):
             shown = redact_url(url) if isinstance(url, str) else url
             raise where.fail(f"alerts.{key}.url", "an http:// or https:// URL", shown)
         options[f"{key}_url"] = url

@@ -80,10 +80,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import genai_prices
 import yaml
-from genai_prices import data_snapshot
-from genai_prices.types import ModelInfo, ModelPrice, TieredPrices, calc_unit_price
 
 from otel_llm import attributes as attrs
 from otel_llm import failures
@@ -95,7 +92,29 @@ logger = logging.getLogger("otel_llm.pricing")
 
 PRICE_SOURCE_UNKNOWN = "unknown"
 PRICE_SOURCE_OVERRIDE = "override"
-_GENAI_PRICES_SOURCE = f"genai-prices {genai_prices.__version__}"
+
+# genai-prices (with the HTTP client and the pydantic models it imports) loads with the
+# first price asked for, not with otel-llm: a program under opentelemetry-instrument that
+# never calls a model does not pay its import (bench/startup.py).
+data_snapshot: Any = None
+ModelInfo: Any = None
+ModelPrice: Any = None
+TieredPrices: Any = None
+calc_unit_price: Any = None
+_GENAI_PRICES_SOURCE = "genai-prices"
+
+
+def _load_genai_prices() -> None:
+    global data_snapshot, ModelInfo, ModelPrice, TieredPrices, calc_unit_price, _GENAI_PRICES_SOURCE
+    import genai_prices
+    from genai_prices import data_snapshot as snapshots
+    from genai_prices import types
+
+    ModelInfo, ModelPrice, TieredPrices = types.ModelInfo, types.ModelPrice, types.TieredPrices
+    calc_unit_price = types.calc_unit_price
+    _GENAI_PRICES_SOURCE = f"genai-prices {genai_prices.__version__}"
+    data_snapshot = snapshots  # last: the loaded check reads it
+
 
 ENV_PRICES = "OTEL_LLM_PRICES"
 
@@ -314,6 +333,8 @@ def price(
     Never raises: an unknown model, or a failure inside the price data, is logged once
     per (provider, model) and gives ``None``.
     """
+    if data_snapshot is None:
+        _load_genai_prices()
     if not _state.env_checked:
         _load_env_overrides()
     snapshot = data_snapshot.get_snapshot()

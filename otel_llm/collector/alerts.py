@@ -241,7 +241,9 @@ def _plain(value: float) -> str:
 
 def _amount(limit: str, value: float) -> str:
     if limit == "max_usd":
-        text = f"{value:,.4f}".rstrip("0")
+        # Up to 4 decimals, more for amounts under a cent (at least 3 significant digits).
+        decimals = 4 if value >= 0.01 or value <= 0 else min(10, max(4, 2 - math.floor(math.log10(value))))
+        text = f"{value:,.{decimals}f}".rstrip("0")
         if len(text.partition(".")[2]) < 2:
             text = f"{value:,.2f}"
         return f"${text}"
@@ -603,6 +605,8 @@ class Alerter:
         remember_for: float = DEFAULT_REMEMBER_FOR,
         max_remembered: int = DEFAULT_MAX_REMEMBERED,
     ) -> None:
+        # ${NAME} in URLs and headers: a missing variable fails here, at start-up.
+        alerts = alerts.expanded()
         self._alerts = alerts
         self._link_template = link_template or DEFAULT_LINK_TEMPLATE
         # A bad template fails here, at start-up, not in the first alert.
@@ -619,6 +623,7 @@ class Alerter:
         self._claimed: set[str] = set(self._entries)  # guarded by _lock: what send() checks
         self._handoff = 0  # guarded by _lock: alerts passed to the loop, not yet accepted
         self._closed = False
+        self._unknown_kinds: set[str] = set()
 
         self._loop = asyncio.new_event_loop()
         self._thread: threading.Thread | None = None
@@ -671,6 +676,16 @@ class Alerter:
     def send(self, alert: BudgetAlert) -> None:
         """Queue ``alert`` for every target unless its dedup key was sent already. Never
         blocks and never raises: a full hand-off queue drops the alert (counted)."""
+        if alert.kind not in ALERT_KINDS:
+            if alert.kind not in self._unknown_kinds:
+                self._unknown_kinds.add(alert.kind)
+                logger.error(
+                    "otel-llm alerts: unknown alert kind %r dropped; expected one of %s",
+                    alert.kind,
+                    ", ".join(ALERT_KINDS),
+                )
+            self._metrics.alerts_dropped.labels(target="all").inc()
+            return
         if alert.at <= 0:
             alert = replace(alert, at=time.time())
         key = alert.dedup_key
@@ -867,6 +882,10 @@ class Alerter:
                 batch.append(queue.get_nowait())
             try:
                 delivered = await self._deliver(session, target, batch)
+            except Exception:
+                # A bug here must not end this target's deliveries for good.
+                logger.exception("otel-llm alerts: cannot deliver to the %s target", target.name)
+                delivered = False
             finally:
                 self._gauge.dec(len(batch))
                 for _ in batch:

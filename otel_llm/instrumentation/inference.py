@@ -16,6 +16,24 @@ attributes cannot change what the task is charged. Under OpenTelemetry's
 ``suppress_instrumentation`` a call emits no span and no metric, and still goes through
 the budget guard and counts toward its task: switching tracing off never switches the
 budget off.
+
+One call, one span, one count: while a call is being sent (:meth:`InferenceCall.activated`)
+the context says so, and a call started inside it (LiteLLM going through the OpenAI SDK,
+both instrumented) is the outer call's: no span, no guard, no count of its own.
+
+A call the SDK refuses before any request left the process (the Anthropic SDK's
+``ValueError`` for a non-streaming call that could run past ten minutes, a ``TypeError``
+for a bad argument) is not a model call: :func:`never_sent` says which errors those are.
+Its span ends with ``otel_llm.call.sent=false``, status unset, no ``error.type`` and the
+exception as a span event; it is no iteration of its task, counts toward no limit and
+records no metric, so error rates only count calls that reached a provider.
+
+A call whose provider reported no usage (an OpenAI chat stream without
+``stream_options.include_usage``) is never free: :meth:`InferenceCall.set_estimated_usage`
+charges the input estimate plus the output seen, marked ``otel_llm.usage.estimated=true``
+and counted in the task's ``otel_llm.task.estimated_calls``; otel-llm warns once per
+process when it estimates. When the call's task has a dollar or token limit, the OpenAI
+and LiteLLM instrumentations ask for stream usage themselves (:meth:`InferenceCall.wants_stream_usage`).
 """
 
 from __future__ import annotations
@@ -49,6 +67,10 @@ from otel_llm.usage import Usage
 logger = logging.getLogger("otel_llm.instrumentation")
 
 CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+STREAM_USAGE_ENV = "OTEL_LLM_OPENAI_STREAM_USAGE"
+"""``true``: ask every OpenAI chat stream for its usage; ``false``: never; unset: only
+when the call's task has a dollar or token limit (an unmeasured stream would slip past it)."""
+_CALL_KEY = otel_context.create_key("otel_llm.inference_call")
 _perf_counter = time.perf_counter  # bound once: read on every stream chunk
 SCOPE = "otel_llm"
 
@@ -61,6 +83,35 @@ def log_failure_once(what: str, exc: BaseException | None = None) -> None:
 def capture_content_enabled() -> bool:
     """Message content is recorded only when the user opts in."""
     return os.environ.get(CAPTURE_CONTENT_ENV, "").strip().lower() == "true"
+
+
+def stream_usage_mode() -> str:
+    """``always``, ``never`` or ``auto`` (the default), from ``OTEL_LLM_OPENAI_STREAM_USAGE``."""
+    value = os.environ.get(STREAM_USAGE_ENV, "").strip().lower()
+    if value in ("true", "1", "yes", "on"):
+        return "always"
+    if value in ("false", "0", "no", "off"):
+        return "never"
+    return "auto"
+
+
+def inside_call() -> bool:
+    """True while an instrumented model call is being sent in this context: a call
+    started now is part of it (see the module docstring)."""
+    return otel_context.get_value(_CALL_KEY) is not None
+
+
+def never_sent(error: BaseException) -> bool:
+    """Whether ``error``, raised by the SDK call itself before any response, means no
+    request left the process: an ``Exception`` (not an interruption such as
+    ``KeyboardInterrupt`` or a cancellation, which can cut a request in flight) that
+    carries no HTTP request or response. The SDKs' ``APIError`` classes (status errors,
+    connection errors, timeouts) all carry the request they tried to send."""
+    return (
+        isinstance(error, Exception)
+        and getattr(error, "request", None) is None
+        and getattr(error, "response", None) is None
+    )
 
 
 def prefix_hash(parts: Sequence[Any]) -> str | None:
@@ -131,17 +182,21 @@ class InferenceCall:
         "_end_once",
         "_first_chunk",
         "_last_chunk",
+        "_nested",
+        "_received",
         "_start",
         "_task_call",
         "_telemetry",
         "_traced",
         "_ttft",
         "cost",
+        "estimated",
         "finish_reasons",
         "request",
         "response_id",
         "response_model",
         "span",
+        "tool_calls",
         "usage",
     )
 
@@ -160,6 +215,18 @@ class InferenceCall:
         self.finish_reasons: list[str] = []
         self._task_call: tasks.TaskCall | None = None
         self.span: trace.Span = trace.INVALID_SPAN
+        self.estimated = False
+        self.tool_calls = 0
+        """Tool calls the response asked for."""
+        """Whether ``usage`` is otel-llm's estimate (:meth:`set_estimated_usage`)."""
+        self._received = False
+        self._nested = otel_context.get_value(_CALL_KEY) is not None
+        if self._nested:
+            # Another instrumentation of ours is sending this call (LiteLLM through the
+            # OpenAI SDK): that call has the span, the guard and the count.
+            self._traced = False
+            self._start = time.perf_counter()
+            return
 
         # The guard runs first and may refuse the call; nothing else here may raise.
         self._task_call = _enter_task(request)
@@ -201,10 +268,33 @@ class InferenceCall:
         out.update(request.attributes)
         return out
 
-    def activated(self) -> _Activated:
+    def activated(self) -> _Activated | _NotActivated:
         """Make the inference span current while the SDK sends the request, so HTTP
-        client spans and anything else the SDK emits nest under it."""
+        client spans and anything else the SDK emits nest under it, and a model call
+        started inside it knows it is part of this one."""
+        if self._nested:
+            return _NOT_ACTIVATED
         return _Activated(self.span)
+
+    @property
+    def task_call(self) -> tasks.TaskCall | None:
+        """The task accounting of this call (None: no task owns it)."""
+        return self._task_call
+
+    def wants_stream_usage(self, mode: str) -> bool:
+        """Whether to ask the provider for this stream's usage, given
+        :func:`stream_usage_mode`: always, never, or when the call's task (or one around
+        it) has a dollar or token limit."""
+        if mode == "always":
+            return True
+        if mode == "never" or self._task_call is None:
+            return False
+        return self._task_call.needs_usage
+
+    def response_arrived(self) -> None:
+        """Note that the provider answered (a stream's proxy calls it when the stream
+        opens): an error from here on ends a call that was sent."""
+        self._received = True
 
     # -- what the response tells ---------------------------------------------------
 
@@ -225,8 +315,10 @@ class InferenceCall:
         finish_reasons: Sequence[str] | None = None,
         usage: Usage | None = None,
         attributes: Mapping[str, AttributeValue] | None = None,
+        tool_calls: int | None = None,
     ) -> None:
-        """Record what the response said; later values replace earlier ones."""
+        """Record what the response said; later values replace earlier ones.
+        ``tool_calls``: how many tool calls the response asks for (counted per task)."""
         if model:
             self.response_model = model
         if response_id:
@@ -235,11 +327,36 @@ class InferenceCall:
             self.finish_reasons = list(finish_reasons)
         if usage is not None:
             self.usage = usage
+        if tool_calls is not None:
+            self.tool_calls = tool_calls
+        self._received = True
         if attributes:
             try:
                 self.span.set_attributes(attributes)
             except Exception as exc:
                 log_failure_once("recording response attributes", exc)
+
+    def set_estimated_usage(self, output_chars: int) -> None:
+        """The provider reported no usage: charge the request's input estimate plus the
+        output seen (four characters a token), marked as an estimate."""
+        estimate = self.request.input_estimate
+        try:
+            input_tokens = max(int(estimate() if callable(estimate) else estimate), 0)
+        except Exception as exc:
+            log_failure_once("estimating a call's input tokens", exc)
+            input_tokens = 0
+        self.usage = Usage(input_tokens=input_tokens, output_tokens=-(-max(output_chars, 0) // 4))
+        self.estimated = True
+        failures.warn_once(
+            logger,
+            "estimated-usage",
+            "otel-llm: a %s call to %r reported no token usage; its tokens and cost are "
+            "estimated (marked otel_llm.usage.estimated). For OpenAI chat streams, set "
+            "stream_options={'include_usage': True} or %s=true to measure them.",
+            self.request.provider,
+            self.request.model,
+            STREAM_USAGE_ENV,
+        )
 
     # -- the end ---------------------------------------------------------------------
 
@@ -251,6 +368,11 @@ class InferenceCall:
             # finalizer) exactly one gets past here.
             self._end_once.pop()
         except IndexError:
+            return
+        if self._nested:
+            return
+        if error is not None and not self._received and self._ttft is None and never_sent(error):
+            self._end_unsent(error)
             return
         duration = time.perf_counter() - self._start
         if self.usage is not None:
@@ -272,9 +394,29 @@ class InferenceCall:
                 log_failure_once("recording metrics", exc)
         if self._task_call is not None:
             try:
-                self._task_call.exit_call(self.usage, self.cost, error)
+                self._task_call.exit_call(
+                    self.usage, self.cost, error, estimated=self.estimated, tool_calls=self.tool_calls
+                )
             except Exception as exc:
                 log_failure_once("accounting the call to its task", exc)
+        try:
+            self.span.end()
+        except Exception as exc:
+            log_failure_once("ending the inference span", exc)
+
+    def _end_unsent(self, error: BaseException) -> None:
+        # Not a model call: no iteration, no limit, no metric, no error status.
+        if self._task_call is not None:
+            try:
+                self._task_call.withdraw()
+            except Exception as exc:
+                log_failure_once("withdrawing a call that was never sent", exc)
+        if self._traced:
+            try:
+                self.span.set_attribute(attrs.CALL_SENT, False)
+                self.span.record_exception(error)
+            except Exception as exc:
+                log_failure_once("finishing the inference span", exc)
         try:
             self.span.end()
         except Exception as exc:
@@ -293,6 +435,8 @@ class InferenceCall:
             out[gen_ai.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = self._ttft
         if self.usage is not None:
             out.update(self.usage.span_attributes())
+            if self.estimated:
+                out[attrs.USAGE_ESTIMATED] = True
             if self.cost is not None:
                 out.update(self.cost.span_attributes())
             else:
@@ -357,10 +501,27 @@ class _Activated:
         self._span = span
 
     def __enter__(self) -> None:
-        self._token = otel_context.attach(trace.set_span_in_context(self._span))
+        ctx = otel_context.set_value(_CALL_KEY, True, trace.set_span_in_context(self._span))
+        self._token = otel_context.attach(ctx)
 
     def __exit__(self, *exc_info: object) -> None:
         otel_context.detach(self._token)
+
+
+class _NotActivated:
+    """:meth:`InferenceCall.activated` of a call that is part of another: the context
+    stays the outer call's."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
+
+
+_NOT_ACTIVATED = _NotActivated()
 
 
 def _enter_task(request: InferenceRequest) -> tasks.TaskCall | None:

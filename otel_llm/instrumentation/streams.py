@@ -7,6 +7,13 @@ A wrapped stream behaves as the SDK's own object (``wrapt.ObjectProxy``: attribu
 - exhaustion (``StopIteration`` / ``StopAsyncIteration``),
 - an error raised while reading the stream (status ERROR, ``error.type``),
 - ``close()`` / ``__exit__`` (also when the user leaves a ``with`` block early),
+- ``GeneratorExit``: the stream is read inside a generator the caller closed early
+  (``for chunk in stream: yield chunk``, LangChain's ``ChatOpenAI.stream``). Like
+  ``close()``, a consumer's choice and not an error: the span ends with the usage seen so
+  far (or an estimate) and status unset. A cancelled ``asyncio`` task
+  (``CancelledError`` while awaiting a chunk, ``asyncio.timeout``) is recorded as the
+  span's error (``error.type=CancelledError``), with the usage seen so far: a cancellation
+  is often a timeout, which dashboards should show,
 - the stream being dropped unfinished (``break`` and the last reference gone): a
   ``weakref.finalize`` hook ends the span with what had arrived. This is the one path
   that depends on garbage collection; in CPython it runs as soon as the stream is
@@ -59,11 +66,14 @@ class _StreamProxy(wrapt.ObjectProxy):
         self._self_add = accumulator.add
         self._self_skip = accumulator.skip
         self._self_done = weakref.finalize(self, _end, call, accumulator, None)
+        call.response_arrived()
 
     def _self_end(self, error: BaseException | None = None) -> None:
         # detach() hands the callback to exactly one caller: this thread, another
         # closer, or the finalizer, whichever comes first.
         if self._self_done.detach() is not None:
+            if isinstance(error, GeneratorExit):
+                error = None  # the consumer stopped early: not an error
             _end(self._self_call, self._self_accumulator, error)
 
 

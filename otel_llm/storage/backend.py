@@ -18,6 +18,7 @@ token), :meth:`Backend.ping`, :meth:`Backend.close`. Query parameters use ClickH
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import io
 import logging
@@ -133,6 +134,19 @@ class _SharedEngine:
     conn: Any = None
     users = 0
     query_lock = threading.RLock()
+    exit_hooked = False
+
+    @classmethod
+    def close_at_exit(cls) -> None:
+        """Close the engine whatever its users: the interpreter is exiting."""
+        with cls.lock, cls.query_lock:
+            if cls.conn is not None:
+                try:
+                    cls.conn.close()
+                except Exception as exc:
+                    logging.getLogger("otel_llm.storage").warning("closing chDB at exit failed: %s", exc)
+                finally:
+                    cls.conn, cls.path, cls.database, cls.users = None, None, None, 0
 
     @classmethod
     def acquire(cls, path: Path, database: str) -> Any:
@@ -168,6 +182,11 @@ class _SharedEngine:
                 conn.close()
                 raise BackendUnavailable(f"cannot create database {database!r} in {path}: {exc}") from exc
             cls.conn, cls.path, cls.database, cls.users = conn, path, database, 1
+            if not cls.exit_hooked:
+                # chDB crashes the interpreter at exit when its engine is still open: a
+                # user who forgets close() (or a `with`) still exits cleanly.
+                atexit.register(cls.close_at_exit)
+                cls.exit_hooked = True
             return conn
 
     @classmethod

@@ -62,6 +62,7 @@ from otel_llm.tasks.auto import (
 )
 from otel_llm.tasks.budget import BudgetExceeded, Grant, OnExceedHook, TaskState, error_type
 from otel_llm.tasks.calls import TaskCall, enter_call
+from otel_llm.tasks.foreign_tools import watch_foreign_tools
 from otel_llm.tasks.propagation import context_from_env, inject_env
 from otel_llm.tasks.settings import SCOPE, configure, tracer_provider
 from otel_llm.tasks.task import Clock, Task, TaskSummary, logger, task_in
@@ -143,9 +144,15 @@ def subprocess_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def instrumentation_started(tracer_provider: trace.TracerProvider | None = None) -> None:
-    """What an instrumentor's ``_instrument`` calls: :func:`enable_auto_tasks`, then
+    """What an instrumentor's ``_instrument`` calls: :func:`enable_auto_tasks`,
+    :func:`~otel_llm.tasks.foreign_tools.watch_foreign_tools` (other instrumentations'
+    ``execute_tool`` spans count as tool calls), and
     :func:`~otel_llm.tasks.collector.connect` (kills from the collector, prompt export)."""
     enable_auto_tasks(tracer_provider)
+    try:
+        watch_foreign_tools(tracer_provider)
+    except Exception as exc:
+        failures.log_once(logger, "watching other instrumentations' tool spans", exc)
     collector.connect(tracer_provider)
 
 

@@ -39,17 +39,48 @@ class TaskCall:
         """Parent context for the inference span; None = the current one."""
         self.span_attributes = span_attributes
 
-    def exit_call(self, usage: Usage | None, cost: Cost | None, error: BaseException | None) -> None:
+    def exit_call(
+        self,
+        usage: Usage | None,
+        cost: Cost | None,
+        error: BaseException | None,
+        *,
+        estimated: bool = False,
+        tool_calls: int = 0,
+    ) -> None:
         """Account the call's usage and cost (None: no known price) to its tasks.
-        Called once when the call ends, a stream's end included; never raises."""
+        Called once when the call ends, a stream's end included; never raises.
+        ``estimated``: the usage is otel-llm's estimate (the provider reported none);
+        ``tool_calls``: the tool calls the response asked for."""
         if self._done:
             return
         self._done = True
         for owner, reserved in self._entries:
             try:
-                owner.account(usage, cost, reserved)
+                owner.account(usage, cost, reserved, estimated=estimated, tool_calls=tool_calls)
             except Exception as exc:
                 log_once("accounting a call to its task", exc)
+
+    def withdraw(self) -> None:
+        """The call was never sent (the SDK refused it before any request left): take
+        its admission back, so it is no iteration and counts toward no limit."""
+        if self._done:
+            return
+        self._done = True
+        for owner, reserved in self._entries:
+            try:
+                owner.unadmit(reserved)
+            except Exception as exc:
+                log_once("withdrawing a call that was never sent", exc)
+
+    @property
+    def needs_usage(self) -> bool:
+        """Whether the call's task, or one around it, has a dollar or token limit: a
+        call with no measured usage would slip past it."""
+        return any(
+            owner.limits.max_usd is not None or owner.limits.max_tokens is not None
+            for owner, _ in self._entries
+        )
 
 
 def enter_call(

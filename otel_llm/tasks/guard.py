@@ -43,6 +43,10 @@ class Spend:
     cost: Cost = field(default_factory=Cost)
     unpriced_calls: int = 0
     """Calls with usage but no known price (the cost is then a floor)."""
+    estimated_calls: int = 0
+    requested_tool_calls: int = 0
+    """Tool calls the model asked for in its responses (run or not)."""
+    """Calls whose usage otel-llm estimated (the provider reported none)."""
     carried_tokens: int = 0
     """Tokens spent by the task in the process that passed it on (baggage)."""
     reserved_usd: float = 0.0
@@ -70,7 +74,9 @@ class Spend:
             return self.iterations
         if limit == "max_seconds":
             return self.elapsed(now)
-        return self.tool_calls
+        # Tools run (otel_llm.tool, other instrumentations' execute_tool spans) or, where
+        # the framework traces no tool runs, the tool calls the model asked for.
+        return max(self.tool_calls, self.requested_tool_calls)
 
 
 class Refusal(NamedTuple):

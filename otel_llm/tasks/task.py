@@ -62,10 +62,12 @@ from otel_llm.attributes import (
     TASK_COST_USD,
     TASK_DURATION_S,
     TASK_ELAPSED_S,
+    TASK_ESTIMATED_CALLS,
     TASK_ITERATIONS,
     TASK_KIND,
     TASK_OUTCOME,
     TASK_PARENT_ID,
+    TASK_REQUESTED_TOOL_CALLS,
     TASK_STOPPED_BY,
     TASK_TOKENS,
     TASK_TOOL_BATCHES,
@@ -163,6 +165,10 @@ class TaskSummary:
     wall_seconds: float
     limits: Limits
     grants: int
+    estimated_calls: int = 0
+    """Calls whose usage otel-llm estimated (charged all the same)."""
+    requested_tool_calls: int = 0
+    """Tool calls the model asked for in its responses."""
 
     @property
     def cache_hit_ratio(self) -> float:
@@ -465,6 +471,8 @@ class Task:
                 TASK_COST_CACHE_WRITE_USD: cost.cache_write_usd,
                 TASK_COST_CACHE_SAVINGS_USD: cost.cache_savings_usd,
                 TASK_UNPRICED_CALLS: spend.unpriced_calls,
+                TASK_ESTIMATED_CALLS: spend.estimated_calls,
+                TASK_REQUESTED_TOOL_CALLS: spend.requested_tool_calls,
                 TASK_DURATION_S: self._elapsed(),
                 TASK_OUTCOME: self._outcome,
                 TASK_TOOL_BATCHES: tools.batches,
@@ -519,6 +527,10 @@ class Task:
     @property
     def unpriced_calls(self) -> int:
         return self._spend.unpriced_calls
+
+    @property
+    def estimated_calls(self) -> int:
+        return self._spend.estimated_calls
 
     @property
     def started_at(self) -> float | None:
@@ -616,6 +628,8 @@ class Task:
                 wall_seconds=self._elapsed(),
                 limits=self.limits,
                 grants=self.grants,
+                estimated_calls=spend.estimated_calls,
+                requested_tool_calls=spend.requested_tool_calls,
             )
 
     def kill(self, reason: str = "killed") -> None:
@@ -761,14 +775,27 @@ class Task:
             self._spend.iterations -= 1
             self._spend.reserved_usd -= reserved
 
-    def account(self, usage: Usage | None, cost: Cost | None, reserved: float) -> None:
+    def account(
+        self,
+        usage: Usage | None,
+        cost: Cost | None,
+        reserved: float,
+        *,
+        estimated: bool = False,
+        tool_calls: int = 0,
+    ) -> None:
         """Add one finished call's usage and cost (None: no usage, or no known price),
-        and release what :meth:`admit` reserved for it."""
+        and release what :meth:`admit` reserved for it. ``estimated``: the usage is
+        otel-llm's estimate, counted in ``estimated_calls``; ``tool_calls``: the tool
+        calls its response asked for."""
         with self._lock:
             spend = self._spend
             spend.reserved_usd = max(spend.reserved_usd - reserved, 0.0)
+            spend.requested_tool_calls += tool_calls
             if usage is not None:
                 spend.usage += usage
+                if estimated:
+                    spend.estimated_calls += 1
                 if cost is None:
                     spend.unpriced_calls += 1
             if cost is not None:

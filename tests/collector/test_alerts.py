@@ -447,3 +447,60 @@ def test_percent_and_dedup_key() -> None:
     assert next_day.dedup_key != WINDOW.dedup_key
     assert BudgetAlert("kill", "p", "max_usd", 9.0, 0.5, 1.0, task_id=TASK).dedup_key == KILL.dedup_key
     assert BudgetAlert("manual_kill", "", "", 0.0, 0.0, 1.0, task_id=TASK).percent == 0.0
+
+
+def test_old_keys_are_forgotten_past_the_cap(receiver: Receiver, tmp_path: Path, closing) -> None:
+    alerter = make(closing, Alerts(webhook_url=receiver.url("/hook")), tmp_path, max_remembered=2)
+    alerter.start()
+    alerts = [
+        BudgetAlert("warn", "p", "max_usd", 0.8, 1.0, 0.8, task_id=f"task-{i}", at=AT + i) for i in range(4)
+    ]
+    for i, alert in enumerate(alerts):
+        alerter.send(alert)
+        receiver.wait_for("/hook", i + 1)
+    alerter.close()
+    # Sending the fourth forgot the two delivered keys that expire first.
+    saved = json.loads((tmp_path / STATE_FILE).read_text())["alerts"]
+    assert sorted(saved) == [alerts[2].dedup_key, alerts[3].dedup_key]
+    again = make(closing, Alerts(webhook_url=receiver.url("/hook")), tmp_path, max_remembered=2)
+    again.start()
+    again.send(alerts[0])  # forgotten: sent again
+    again.send(alerts[3])  # remembered: not
+    assert receiver.wait_for("/hook", 5)[4].body["task"]["id"] == "task-0"
+    again.close()
+    assert len(receiver.requests("/hook")) == 5
+
+
+def test_an_unwritable_state_dir_does_not_stop_alerts(
+    receiver: Receiver, tmp_path: Path, closing, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocked = tmp_path / "not-a-dir"
+    blocked.write_text("a file where the state directory should be")
+    alerter = make(closing, Alerts(webhook_url=receiver.url("/hook")), blocked / "alerts")
+    alerter.start()
+    alerter.send(KILL)
+    alerter.send(WARN)
+    assert [r.body["kind"] for r in receiver.wait_for("/hook", 2)] == ["kill", "warn"]
+    alerter.close()
+    warnings = [r.getMessage() for r in caplog.records if r.name == "otel_llm.collector.alerts"]
+    # Once when reading at start, once when writing (not once per write).
+    assert len(warnings) == 2
+    assert warnings[0].startswith(f"otel-llm alerts: cannot read {blocked / 'alerts' / STATE_FILE} (")
+    assert warnings[0].endswith("earlier alerts may be sent again")
+    assert warnings[1].startswith(f"otel-llm alerts: cannot write {blocked / 'alerts' / STATE_FILE} (")
+    assert warnings[1].endswith("alerts go on, but a restart may repeat them")
+
+
+def test_an_unknown_kind_is_dropped_and_logged_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    metrics = SelfMetrics()
+    alerter = Alerter(
+        Alerts(webhook_url="http://127.0.0.1:9/hook"), state_dir=tmp_path, link_template=None, metrics=metrics
+    )
+    for _ in range(2):
+        alerter.send(BudgetAlert("exceeded", "p", "max_usd", 2.0, 1.0, 1.0, task_id="t"))  # type: ignore[arg-type]
+    alerter.close()
+    assert sample(metrics, "otel_llm_collector_dropped_alerts_total", target="all") == 2
+    assert [r.getMessage() for r in caplog.records] == [
+        "otel-llm alerts: unknown alert kind 'exceeded' dropped; expected one of warn, kill, alert, "
+        "window_warn, window_exceeded, manual_kill"
+    ]

@@ -12,6 +12,7 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -38,7 +39,7 @@ class Running:
         with urllib.request.urlopen(f"{self.url}/api/v2/alerts", timeout=5) as response:
             return json.load(response)
 
-    def wait_for_alerts(self, count: int, timeout: float = 10.0) -> list[dict]:
+    def wait_for_alerts(self, count: int, timeout: float = 30.0) -> list[dict]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             found = self.alerts()
@@ -80,32 +81,35 @@ def _route_tree(notify: Receiver) -> dict:
     }
 
 
-@pytest.fixture
-def alertmanager(tmp_path: Path) -> Iterator[Running]:
+def _require_alertmanager() -> None:
     if not ALERTMANAGER.exists():
         message = f"{ALERTMANAGER} is missing: `make sysdeps` installs Debian's prometheus-alertmanager"
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
-    with Receiver() as notify:
-        config = tmp_path / "alertmanager.yml"
-        config.write_text(yaml.safe_dump(_route_tree(notify)))
-        log = (tmp_path / "alertmanager.log").open("w")
-        for _ in range(3):  # the free port can be taken between the probe and the bind
-            port = _free_port()
+
+
+@contextmanager
+def _alertmanager(tmp_path: Path, notify: Receiver, port: int | None = None) -> Iterator[Running]:
+    """A running Alertmanager on ``port`` (a free one when None), stopped on exit."""
+    config = tmp_path / "alertmanager.yml"
+    config.write_text(yaml.safe_dump(_route_tree(notify)))
+    with (tmp_path / "alertmanager.log").open("w") as log:
+        for _ in range(3):  # a free port can be taken between the probe and the bind
+            listen = port or _free_port()
             process = subprocess.Popen(
                 [
                     str(ALERTMANAGER),
                     f"--config.file={config}",
                     f"--storage.path={tmp_path / 'data'}",
-                    f"--web.listen-address=127.0.0.1:{port}",
+                    f"--web.listen-address=127.0.0.1:{listen}",
                     "--cluster.listen-address=",
                     "--log.level=warn",
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-            url = f"http://127.0.0.1:{port}"
+            url = f"http://127.0.0.1:{listen}"
             if _ready(url, process):
                 break
             process.kill()
@@ -117,7 +121,20 @@ def alertmanager(tmp_path: Path) -> Iterator[Running]:
         finally:
             process.terminate()
             process.wait(10)
-            log.close()
+
+
+@pytest.fixture
+def notify() -> Iterator[Receiver]:
+    """Where Alertmanager's webhook receivers deliver."""
+    with Receiver() as running:
+        yield running
+
+
+@pytest.fixture
+def alertmanager(tmp_path: Path, notify: Receiver) -> Iterator[Running]:
+    _require_alertmanager()
+    with _alertmanager(tmp_path, notify) as running:
+        yield running
 
 
 def _ready(url: str, process: subprocess.Popen) -> bool:
@@ -262,3 +279,46 @@ def test_alertmanager_gets_no_repeat_after_a_restart(alertmanager: Running, tmp_
     assert metrics.registry.get_sample_value("otel_llm_collector_deduplicated_alerts_total") == 1
     (after,) = alertmanager.alerts()
     assert (after["updatedAt"], after["startsAt"]) == (stored["updatedAt"], stored["startsAt"])
+
+
+def test_an_alert_sent_while_alertmanager_is_down_arrives_once_it_is_up(
+    tmp_path: Path, notify: Receiver
+) -> None:
+    _require_alertmanager()
+    port = _free_port()
+    metrics = SelfMetrics()
+    alerts = Alerts(
+        alertmanager_url=f"http://127.0.0.1:{port}",
+        timeout=2.0,
+        attempts=30,
+        initial_backoff=0.05,
+        max_backoff=0.3,
+    )
+    alerter = Alerter(alerts, state_dir=tmp_path / "state", link_template=LINK, metrics=metrics)
+    alerter.start()
+    try:
+        alerter.send(
+            BudgetAlert("kill", "coding-agent", "max_usd", 0.52, 0.5, 1.0, task_id=TASK, at=time.time())
+        )
+        deadline = time.monotonic() + 30
+        retries = "otel_llm_collector_alert_retries_total"
+        while not metrics.registry.get_sample_value(retries, {"target": "alertmanager"}):
+            assert time.monotonic() < deadline, "no retry against the refused connection"
+            time.sleep(0.02)
+        with _alertmanager(tmp_path, notify, port) as running:
+            (stored,) = running.wait_for_alerts(1)
+            assert (stored["labels"]["task_id"], stored["receivers"]) == (TASK, [{"name": "oncall"}])
+            (delivered,) = notify.wait_for("/oncall", 1)
+            assert delivered.body["alerts"][0]["labels"]["alertname"] == "LLMTaskKilled"
+    finally:
+        alerter.close()
+    assert (
+        metrics.registry.get_sample_value("otel_llm_collector_sent_alerts_total", {"target": "alertmanager"})
+        == 1
+    )
+    assert (
+        metrics.registry.get_sample_value(
+            "otel_llm_collector_failed_alerts_total", {"target": "alertmanager"}
+        )
+        == 0
+    )

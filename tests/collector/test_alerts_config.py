@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from otel_llm.collector.alerts import Alerter
 from otel_llm.policy import Alerts, PolicyError, parse_policy, redact_url
 
 
@@ -136,3 +137,37 @@ def test_mistakes_name_the_key(text: str, message: str) -> None:
 )
 def test_redact_url_keeps_scheme_and_host_only(url: str, shown: str) -> None:
     assert redact_url(url) == shown
+
+
+def test_urls_and_headers_can_come_from_the_environment() -> None:
+    alerts = parse(
+        """
+alerts:
+  slack: {url: "${SLACK_WEBHOOK_URL}"}
+  webhook: {url: "https://ops.example/hook/${HOOK_ID}", headers: {Authorization: "Bearer ${HOOK_TOKEN}"}}
+"""
+    )
+    assert alerts.slack_url == "${SLACK_WEBHOOK_URL}"  # the agent side never expands it
+    env = {
+        "SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T0/B0/XYZ",
+        "HOOK_ID": "42",
+        "HOOK_TOKEN": "s3cret",
+    }
+    expanded = alerts.expanded(env)
+    assert expanded.slack_url == "https://hooks.slack.com/services/T0/B0/XYZ"
+    assert expanded.webhook_url == "https://ops.example/hook/42"
+    assert expanded.webhook_headers == {"Authorization": "Bearer s3cret"}
+
+
+def test_an_unset_variable_stops_the_alerter_naming_the_key(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("OTEL_LLM_TEST_UNSET", raising=False)
+    alerts = parse('alerts: {slack: {url: "${OTEL_LLM_TEST_UNSET}"}}')
+    with pytest.raises(PolicyError) as error:
+        Alerter(alerts, state_dir=tmp_path, link_template=None)
+    assert str(error.value) == "alerts.slack.url: environment variable OTEL_LLM_TEST_UNSET is not set"
+    monkeypatch.setenv("OTEL_LLM_TEST_UNSET", "hooks.slack.com/services/T0/B0/secret")
+    with pytest.raises(PolicyError) as error:
+        Alerter(alerts, state_dir=tmp_path, link_template=None)
+    assert str(error.value) == (
+        'alerts.slack.url: expected an http:// or https:// URL, got "hooks...." from the environment'
+    )

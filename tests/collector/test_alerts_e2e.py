@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -23,8 +24,8 @@ def receiver() -> Iterator[Receiver]:
         yield running
 
 
-def post_spans(url: str, *spans) -> None:
-    body = request(*spans, resource={"service.name": "coding-agent"}).SerializeToString()
+def post_spans(url: str, *spans, **resource: str) -> None:
+    body = request(*spans, resource={"service.name": "coding-agent", **resource}).SerializeToString()
     sent = urllib.request.Request(
         f"{url}/v1/traces", data=body, headers={"Content-Type": "application/x-protobuf"}, method="POST"
     )
@@ -66,6 +67,10 @@ def test_collector_sends_a_warning_and_a_kill_once_across_a_restart(
     assert warning.body["link"] == "http://grafana:3000/d/otel-llm-tasks?var-task_id=task-a"
     assert (kill.body["kind"], kill.body["threshold"], kill.body["percent"]) == ("kill", 1.0, 105.0)
     assert kill.body["spent"] == pytest.approx(5 * CALL_USD, rel=1e-9)
+    assert kill.body["description"] == (
+        "Task task-a has used $0.000105 of its max_usd limit of $0.0001 (105%) under policy coding-agent. "
+        "The task is stopped: its next model call raises BudgetExceeded."
+    )
 
     # The same state directory: the task's spend and its alerts are both remembered.
     with running_collector(tmp_path, policy, **sections) as collector:
@@ -78,3 +83,44 @@ def test_collector_sends_a_warning_and_a_kill_once_across_a_restart(
         ("kill", "task-a"),
         ("warn", "task-b"),
     ]
+
+
+def test_a_tenant_window_budget_warns_once_and_is_exceeded_once(receiver: Receiver, tmp_path: Path) -> None:
+    policy = {
+        "warn_at": 0.5,
+        "policies": [
+            {
+                "name": "tenant-daily",
+                "match": {"tenant": "*"},
+                "group_by": "tenant",
+                "window": "1d",
+                "max_usd": LIMIT_USD,
+                "on_exceed": "alert",
+            }
+        ],
+        "alerts": {"webhook": {"url": receiver.url("/hook")}},
+    }
+    with running_collector(tmp_path, policy, exporters={"storage": False}) as collector:
+        # Three tasks of one tenant share its window: 6 calls = 126 % of it.
+        for task in ("t1", "t2", "t3"):
+            post_spans(collector.http_url, call(task), call(task), tenant="acme")
+        post_spans(collector.http_url, call("t4"), tenant="globex")  # another tenant, 21 %
+        warning, exceeded = receiver.wait_for("/hook", 2)
+    assert len(receiver.requests("/hook")) == 2
+    for body in (warning.body, exceeded.body):
+        assert (body["task"], body["policy"], body["group"]) == (None, "tenant-daily", "tenant=acme")
+        window = body["window"]
+        assert window["name"] == "1d"
+        start, end = (datetime.fromisoformat(window[k].replace("Z", "+00:00")) for k in ("start", "end"))
+        assert (end - start).total_seconds() == 86400
+        assert start <= datetime.now(UTC) < end
+    assert (warning.body["kind"], warning.body["threshold"], warning.body["percent"]) == (
+        "window_warn",
+        0.5,
+        63.0,
+    )
+    assert (exceeded.body["kind"], exceeded.body["threshold"], exceeded.body["percent"]) == (
+        "window_exceeded",
+        1.0,
+        105.0,
+    )

@@ -283,16 +283,20 @@ def test_stream_with_include_usage_reads_cached_tokens_from_the_final_chunk(otel
     assert second.attributes[gen_ai.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] > 0
 
 
-def test_stream_without_include_usage_is_left_unchanged_and_marked_unpriced(otel, sim, client):
+def test_stream_without_include_usage_is_left_unchanged_and_estimated_not_free(otel, sim, client):
     sim.enqueue(Reply.text(ANSWER))
     stream = client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
     text = "".join(chunk.choices[0].delta.content or "" for chunk in stream)
     assert text == ANSWER
     assert "stream_options" not in sim.last_request.body
     span = _only(otel)
-    assert gen_ai.GEN_AI_USAGE_INPUT_TOKENS not in span.attributes
-    assert attrs.COST_USD not in span.attributes
-    assert span.attributes[attrs.PRICE_SOURCE] == "unknown"
+    # The request's characters / 4 plus the output seen: "Four." is 5 characters, 2 tokens.
+    input_estimate = sum(len(m["content"]) for m in MESSAGES) // 4
+    assert span.attributes[gen_ai.GEN_AI_USAGE_INPUT_TOKENS] == input_estimate
+    assert span.attributes[gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS] == 2
+    assert span.attributes[attrs.USAGE_ESTIMATED] is True
+    # gpt-4o: $2.50 / $10 per million tokens.
+    assert span.attributes[attrs.COST_USD] == pytest.approx((input_estimate * 2.5 + 2 * 10) / 1e6)
     assert span.attributes[gen_ai.GEN_AI_RESPONSE_FINISH_REASONS] == ("stop",)
 
 
@@ -332,7 +336,9 @@ async def test_stream_usage_env_works_for_async_streams_and_respects_the_users_c
     assert sim.last_request.body["stream_options"] == {"include_usage": False}
     injected, declined = _chat_spans(pipeline)
     _assert_simple_chat(injected, chunks[0].id, stream=True)
-    assert declined.attributes[attrs.PRICE_SOURCE] == "unknown"
+    # The caller declined usage: estimated (and priced), never free.
+    assert declined.attributes[attrs.USAGE_ESTIMATED] is True
+    assert declined.attributes[gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS] == 2  # "Four."
 
 
 def _stream(client):
@@ -344,14 +350,17 @@ def _stream(client):
 def test_stream_abandoned_after_break_ends_its_span_when_dropped(otel, sim, client):
     sim.enqueue(Reply.text("abcdefghijklmnop"))
     stream = _stream(client)
-    for _ in stream:
+    for chunk in stream:
+        first = chunk.choices[0].delta.content or ""
         break
     assert _chat_spans(otel) == []
     del stream
     gc.collect()
     span = _only(otel)
     assert span.status.status_code is StatusCode.UNSET
-    assert gen_ai.GEN_AI_USAGE_INPUT_TOKENS not in span.attributes  # the usage chunk never came
+    # The usage chunk never came: the output seen so far, estimated.
+    assert span.attributes[attrs.USAGE_ESTIMATED] is True
+    assert span.attributes[gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS] == -(-len(first) // 4)
     assert span.attributes[gen_ai.GEN_AI_RESPONSE_ID].startswith("chatcmpl-")
 
 
@@ -607,7 +616,9 @@ def test_with_streaming_response_read_as_lines_or_bytes_ends_when_the_block_exit
         assert span.name == "chat gpt-4o"
         assert span.status.status_code is StatusCode.UNSET
         assert span.attributes[gen_ai.GEN_AI_REQUEST_STREAM] is True
-        assert gen_ai.GEN_AI_USAGE_INPUT_TOKENS not in span.attributes  # the bytes were not parsed
+        # The bytes were not parsed: no output seen, the input estimated.
+        assert span.attributes[attrs.USAGE_ESTIMATED] is True
+        assert span.attributes[gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS] == 0
     assert plain_span.attributes[gen_ai.GEN_AI_REQUEST_STREAM] is False
 
 

@@ -56,7 +56,7 @@ class Receiver:
         with self._lock:
             return [r for r in self._requests if path is None or r.path == path]
 
-    def wait_for(self, path: str, count: int, timeout: float = 10.0) -> list[Request]:
+    def wait_for(self, path: str, count: int, timeout: float = 30.0) -> list[Request]:
         """The first ``count`` requests to ``path``; fails after ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -8,15 +8,14 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 from opentelemetry import propagate, trace
 
 import otel_llm
-from otel_llm import tasks
+from otel_llm import examples, tasks
 
-ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = examples.DIRECTORY
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
@@ -28,7 +27,7 @@ def _clean_env() -> dict[str, str]:
 def test_example_agent_runs_five_tasks_and_the_runaway_is_stopped_and_escalated(tmp_path, agent):
     out = tmp_path / "summary.json"
     result = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / agent), "--json", str(out)],
+        [sys.executable, str(EXAMPLES / agent), "--json", str(out)],
         env=_clean_env(),
         capture_output=True,
         text=True,

@@ -288,6 +288,7 @@ def record_message(call: InferenceCall, message: Any, capture: bool) -> None:
             finish_reasons=(stop_reason,) if stop_reason else None,
             usage=Usage.from_anthropic(usage) if usage is not None else None,
             attributes=attributes,
+            tool_calls=sum(1 for b in field(message, "content") or () if field(b, "type") == "tool_use"),
         )
     except Exception as exc:
         log_failure_once("reading an Anthropic message", exc)

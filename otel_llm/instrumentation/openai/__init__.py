@@ -28,7 +28,8 @@ included), ``gen_ai.usage.cache_read.input_tokens`` is ``cached_tokens``.
 
 Streams end their span exactly once: when consumed, on an error while reading, on
 ``close()`` or leaving a ``with`` block (an exception leaving the block is the span's
-error), or, for a stream abandoned after ``break``, when it is garbage collected. A
+error; ``GeneratorExit``, a generator reading the stream closed early, is not), or,
+for a stream abandoned after ``break``, when it is garbage collected. A
 ``with_streaming_response`` read as bytes or lines (``iter_lines()``, ``iter_bytes()``,
 ``read()``) rather than through ``parse()`` ends its span, without usage, when the
 response is closed or its ``with`` block is left.
@@ -37,16 +38,21 @@ Usage on chat streams (``OTEL_LLM_OPENAI_STREAM_USAGE``)
 ---------------------------------------------------------
 Chat Completions streams report usage (and so cached tokens and cost) only when the
 request sets ``stream_options={"include_usage": True}``; it then arrives on one extra
-final chunk with ``choices: []``. otel-llm does not change a request by default: a chat
-stream without it gets no token counts, only ``otel_llm.price.source=unknown`` (so
-unpriced calls can be counted).
-Set ``include_usage`` yourself (the span then reads the final chunk, which you also
-receive), or opt in with ``OTEL_LLM_OPENAI_STREAM_USAGE=true`` (read at
-``instrument()``): otel-llm then adds ``include_usage`` to chat streams that did not set
-it either way, reads the usage chunk, and does not hand that chunk to your code, so code
-written for streams without it keeps working. Not injected for
-``with_streaming_response`` (which hands you the raw SSE bytes). Responses API streams
-always carry usage on their final event.
+final chunk with ``choices: []``. A stream without usage is never counted as free:
+
+- When the call's task (or one around it) has a dollar or token limit, otel-llm adds
+  ``include_usage`` to a chat stream that did not set it either way, reads the usage
+  chunk, and does not hand that chunk to your code, so code written for streams without
+  it keeps working. ``OTEL_LLM_OPENAI_STREAM_USAGE=true`` does this for every chat
+  stream, ``=false`` never (read at ``instrument()``).
+- A stream that still ends without usage gets an estimate: the request's input estimate
+  (its characters / 4) plus the output seen (characters / 4), priced and charged to the
+  task like measured usage, marked ``otel_llm.usage.estimated=true`` and counted in the
+  task's ``otel_llm.task.estimated_calls``; otel-llm logs one warning per process.
+
+If you set ``include_usage`` yourself, the span reads the final chunk, which you also
+receive. Not injected for ``with_streaming_response`` (which hands you the raw SSE
+bytes). Responses API streams always carry usage on their final event.
 
 Responses read again
 --------------------
@@ -68,6 +74,7 @@ with ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true`` (or
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from importlib import import_module
 from typing import Any
@@ -133,5 +140,9 @@ class OpenAIInstrumentor(ProviderInstrumentor):
     )
 
     def _instrument(self, **kwargs: Any) -> None:
-        import_module(_PATCH_MODULE).reset_ledger()
+        # Only if the patch module (and so the SDK) is loaded already: importing it here
+        # would import the SDK up front; a first import starts with an empty ledger.
+        patch_module = sys.modules.get(_PATCH_MODULE)
+        if patch_module is not None:
+            patch_module.reset_ledger()
         super()._instrument(**kwargs)

@@ -15,8 +15,6 @@ from typing import Any
 
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 
-from otel_llm import attributes as attrs
-from otel_llm import pricing
 from otel_llm.instrumentation.inference import InferenceCall
 from otel_llm.instrumentation.openai import messages
 from otel_llm.instrumentation.streams import StreamAccumulator
@@ -29,7 +27,7 @@ _FIRST_EVENTS = frozenset(("response.created", "response.in_progress", "response
 class ChatChunks(StreamAccumulator):
     """Accumulates ``ChatCompletionChunk`` objects."""
 
-    __slots__ = ("_capture", "_choices", "_finish", "_id", "_model", "_usage")
+    __slots__ = ("_capture", "_chars", "_choices", "_finish", "_id", "_model", "_tools", "_usage")
 
     def __init__(self, capture: bool) -> None:
         self._capture = capture
@@ -38,6 +36,9 @@ class ChatChunks(StreamAccumulator):
         self._usage: Any = None
         self._finish: dict[int, str] = {}
         self._choices: dict[int, dict[str, Any]] = {}
+        self._chars = 0
+        """Characters of output seen: the estimate's base when no usage arrives."""
+        self._tools: set[tuple[int, int]] = set()
 
     def add(self, chunk: Any) -> None:
         if self._id is None:
@@ -49,6 +50,15 @@ class ChatChunks(StreamAccumulator):
         for choice in chunk.choices:
             if choice.finish_reason:
                 self._finish[choice.index] = choice.finish_reason
+            delta = choice.delta
+            if delta is not None:
+                if delta.content:
+                    self._chars += len(delta.content)
+                for call in delta.tool_calls or ():
+                    self._tools.add((choice.index, call.index))
+                    function = call.function
+                    if function is not None and function.arguments:
+                        self._chars += len(function.arguments)
             if self._capture:
                 self._add_delta(choice)
 
@@ -73,9 +83,8 @@ class ChatChunks(StreamAccumulator):
     def finish(self, call: InferenceCall) -> None:
         attributes: dict[str, Any] = {}
         if self._usage is None:
-            # No include_usage on this stream: say so rather than leave the span unpriced
-            # without a word.
-            attributes[attrs.PRICE_SOURCE] = pricing.PRICE_SOURCE_UNKNOWN
+            # No include_usage on this stream: never free, an estimate from what was seen.
+            call.set_estimated_usage(self._chars)
         if self._capture and (self._choices or self._finish):
             choices = []
             for index in sorted(self._choices.keys() | self._finish.keys()):
@@ -90,6 +99,7 @@ class ChatChunks(StreamAccumulator):
             finish_reasons=[self._finish[i] for i in sorted(self._finish)],
             usage=Usage.from_openai_chat(self._usage) if self._usage is not None else None,
             attributes=attributes,
+            tool_calls=len(self._tools),
         )
 
 
@@ -183,4 +193,6 @@ def record_response(call: InferenceCall, response: Any, ledger: ResponseLedger, 
         finish_reasons=[finish_reason] if finish_reason else None,
         usage=usage,
         attributes=attributes,
+        # Counted with the usage: once per response, however often it is read.
+        tool_calls=sum(1 for i in response.output or () if i.type == "function_call") if usage else None,
     )

@@ -28,7 +28,6 @@ Where each surface funnels (openai 3.x):
 
 from __future__ import annotations
 
-import os
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -39,7 +38,14 @@ from openai._legacy_response import LegacyAPIResponse
 from openai._response import APIResponse, AsyncAPIResponse
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 
-from otel_llm.instrumentation.inference import InferenceCall, InferenceRequest, Telemetry, log_failure_once
+from otel_llm.instrumentation.inference import (
+    InferenceCall,
+    InferenceRequest,
+    Telemetry,
+    inside_call,
+    log_failure_once,
+    stream_usage_mode,
+)
 from otel_llm.instrumentation.openai import messages
 from otel_llm.instrumentation.openai.accumulators import (
     ChatChunks,
@@ -50,8 +56,6 @@ from otel_llm.instrumentation.openai.accumulators import (
 from otel_llm.instrumentation.patching import Wrapper
 from otel_llm.instrumentation.streams import AsyncStream, StreamAccumulator, SyncStream
 from otel_llm.usage import Usage
-
-STREAM_USAGE_ENV = "OTEL_LLM_OPENAI_STREAM_USAGE"
 
 _RAW_HEADER = "X-Stainless-Raw-Response"
 _OPENAI = gen_ai.GenAiProviderNameValues.OPENAI.value
@@ -75,11 +79,6 @@ def reset_ledger() -> None:
     """Forget which Responses were counted (called by ``instrument()``)."""
     global _ledger
     _ledger = ResponseLedger()
-
-
-def stream_usage_enabled() -> bool:
-    """Whether chat streams get ``stream_options.include_usage`` injected (opt-in)."""
-    return os.environ.get(STREAM_USAGE_ENV, "").strip().lower() == "true"
 
 
 # -- the client: provider and server ------------------------------------------------------
@@ -292,6 +291,7 @@ def _record_chat(capture: bool) -> Record:
             finish_reasons=[c.finish_reason for c in completion.choices if c.finish_reason],
             usage=Usage.from_openai_chat(usage) if usage is not None else None,
             attributes=attributes,
+            tool_calls=sum(len(c.message.tool_calls or ()) for c in completion.choices if c.message),
         )
 
     return record
@@ -453,7 +453,6 @@ async def _finish_async(
 
 # -- the factories ----------------------------------------------------------------------
 
-_Begun = tuple[InferenceRequest | None, dict[str, Any], bool]
 RequestReader = Callable[[Telemetry, Any, dict[str, Any]], InferenceRequest]
 
 
@@ -469,27 +468,39 @@ def _factory(
         capture = telemetry.capture_content
         record = make_record(capture)
         accumulator = make_accumulator(capture)
-        stream_usage = inject_usage and stream_usage_enabled()
+        usage_mode = stream_usage_mode() if inject_usage else "never"
 
-        def begin(instance: Any, kwargs: dict[str, Any]) -> _Begun:
+        def begin(instance: Any, kwargs: dict[str, Any]) -> InferenceRequest | None:
+            if inside_call():
+                # Part of a call another instrumentation of ours traces (LiteLLM).
+                return None
             try:
-                request = read_request(telemetry, instance, kwargs)
-                if stream_usage and request.stream:
-                    injected = _with_include_usage(kwargs)
-                    if injected is not None:
-                        return request, injected, True
-                return request, kwargs, False
+                return read_request(telemetry, instance, kwargs)
             except Exception as exc:
                 log_failure_once("reading an OpenAI request", exc)
-                return None, kwargs, False
+                return None
+
+        def usage_kwargs(call: InferenceCall, kwargs: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+            # After the guard, which knows the call's task and so its limits.
+            if usage_mode == "never" or not call.request.stream:
+                return kwargs, False
+            try:
+                if call.wants_stream_usage(usage_mode):
+                    injected = _with_include_usage(kwargs)
+                    if injected is not None:
+                        return injected, True
+            except Exception as exc:
+                log_failure_once("asking for OpenAI stream usage", exc)
+            return kwargs, False
 
         if is_async:
 
             async def traced_method(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-                request, kwargs, hide = begin(instance, kwargs)
+                request = begin(instance, kwargs)
                 if request is None:
                     return await wrapped(*args, **kwargs)
                 call = telemetry.start(request)
+                kwargs, hide = usage_kwargs(call, kwargs)
                 try:
                     with call.activated():
                         result = await wrapped(*args, **kwargs)
@@ -502,10 +513,11 @@ def _factory(
         else:
 
             def traced_method(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-                request, kwargs, hide = begin(instance, kwargs)
+                request = begin(instance, kwargs)
                 if request is None:
                     return wrapped(*args, **kwargs)
                 call = telemetry.start(request)
+                kwargs, hide = usage_kwargs(call, kwargs)
                 try:
                     with call.activated():
                         result = wrapped(*args, **kwargs)

@@ -1,9 +1,9 @@
 """A tool-using agent loop on the Anthropic Messages API, five tasks, each bounded by
 ``otel_llm.task`` limits. The system prompt is marked for prompt caching.
 
-    python examples/anthropic_agent.py                        # against the provider simulator
-    ANTHROPIC_API_KEY=sk-ant-... python examples/anthropic_agent.py   # against the real API
-    opentelemetry-instrument python examples/anthropic_agent.py       # with export, no code change
+    python -m otel_llm.examples.anthropic_agent                        # against the provider simulator
+    ANTHROPIC_API_KEY=sk-ant-... python -m otel_llm.examples.anthropic_agent   # against the real API
+    opentelemetry-instrument python -m otel_llm.examples.anthropic_agent       # with export, no code change
 
 The loop has no turn limit of its own: ``while True`` until the model stops asking for
 tools. The ``runaway`` task never stops by itself; the budget guard refuses its next call
@@ -15,10 +15,18 @@ from __future__ import annotations
 import sys
 
 import anthropic
-from agent_tasks import SYSTEM, OnCallHuman, TaskSpec, main, model_endpoint, task_for, user_prompt
-from workspace import TOOLS, Workspace
 
 import otel_llm
+from otel_llm.examples.agent_tasks import (
+    SYSTEM,
+    OnCallHuman,
+    TaskSpec,
+    main,
+    model_endpoint,
+    task_for,
+    user_prompt,
+)
+from otel_llm.examples.workspace import TOOLS, Workspace
 
 MODEL = "claude-sonnet-4-5"
 ANTHROPIC_TOOLS = [

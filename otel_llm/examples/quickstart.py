@@ -3,7 +3,7 @@
 Run it under auto-instrumentation and every model call becomes a span with tokens,
 prompt-cache reads and writes, cost and time to first token:
 
-    opentelemetry-instrument python examples/quickstart.py
+    opentelemetry-instrument python -m otel_llm.examples.quickstart
 
 The SDKs read OPENAI_BASE_URL / ANTHROPIC_BASE_URL, so ``make demo`` points them at the
 provider simulator; with OPENAI_API_KEY / ANTHROPIC_API_KEY set to real keys and no base

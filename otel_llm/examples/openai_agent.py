@@ -1,9 +1,9 @@
 """A tool-using agent loop on the OpenAI Chat Completions API, five tasks, each bounded
 by ``otel_llm.task`` limits.
 
-    python examples/openai_agent.py                    # against the provider simulator
-    OPENAI_API_KEY=sk-... python examples/openai_agent.py   # against the real API
-    opentelemetry-instrument python examples/openai_agent.py   # with export, no code change
+    python -m otel_llm.examples.openai_agent                    # against the provider simulator
+    OPENAI_API_KEY=sk-... python -m otel_llm.examples.openai_agent   # against the real API
+    opentelemetry-instrument python -m otel_llm.examples.openai_agent   # with export, no code change
 
 The loop has no turn limit of its own: ``while True`` until the model stops asking for
 tools. The ``runaway`` task never stops by itself; the budget guard refuses its next call
@@ -16,10 +16,18 @@ import json
 import sys
 
 import openai
-from agent_tasks import SYSTEM, OnCallHuman, TaskSpec, main, model_endpoint, task_for, user_prompt
-from workspace import TOOLS, Workspace
 
 import otel_llm
+from otel_llm.examples.agent_tasks import (
+    SYSTEM,
+    OnCallHuman,
+    TaskSpec,
+    main,
+    model_endpoint,
+    task_for,
+    user_prompt,
+)
+from otel_llm.examples.workspace import TOOLS, Workspace
 
 MODEL = "gpt-4o-mini"
 OPENAI_TOOLS = [{"type": "function", "function": tool} for tool in TOOLS]

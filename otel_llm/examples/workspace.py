@@ -1,4 +1,4 @@
-"""The agents' tools: read a file, search, edit, over a private copy of ``examples/data``.
+"""The agents' tools: read a file, search, edit, over a private copy of ``otel_llm/examples/data``.
 
 Each tool call runs inside ``otel_llm.tool(name)``: an ``execute_tool {name}`` span,
 counted toward the current task, grouped into the batch of tools that one model turn
@@ -55,7 +55,9 @@ class Workspace:
     def __init__(self, source: Path = DATA) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="otel-llm-agent-")
         self.root = Path(self._tmp.name) / "repo"
-        shutil.copytree(source, self.root)
+        # Installed from a wheel, the package's data/src/*.py were byte-compiled: the
+        # workspace is the repository as written, without them.
+        shutil.copytree(source, self.root, ignore=shutil.ignore_patterns("__pycache__"))
 
     def close(self) -> None:
         self._tmp.cleanup()
