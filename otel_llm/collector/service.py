@@ -68,7 +68,6 @@ class Collector:
         self.metrics_registry = SelfMetrics()
         self.stats = {"requests": 0, "items": 0, "overloaded": 0, "http_errors": 0}
         self._synced: dict[str, int] = {}
-        self._inflight_count = 0
         otlp = self.config.receivers.otlp
         self._inflight = threading.BoundedSemaphore(otlp.max_concurrent_requests)
         self._executor = ThreadPoolExecutor(
@@ -240,7 +239,6 @@ class Collector:
                 f"too many export requests in flight (receivers.otlp.max_concurrent_requests="
                 f"{self.config.receivers.otlp.max_concurrent_requests}); retry later"
             )
-        self._inflight_count += 1
         try:
             self.stats["requests"] += 1
             if signal != "traces":
@@ -252,7 +250,6 @@ class Collector:
                 return ExportResult()
             return self._export_traces(message, raw, protocol)
         finally:
-            self._inflight_count -= 1
             self._inflight.release()
 
     def _export_traces(self, message: Message, raw: bytes | None, protocol: str) -> ExportResult:
@@ -327,7 +324,6 @@ class Collector:
                 counter.inc(delta)
                 self._synced[key] = value
         m.tasks_active.set(self.processor.counts()["active_tasks"])
-        m.queue_depth.labels(queue="ingest").set(self._inflight_count)
         if self.storage is not None:
             writer = self.storage.spans.stats()
             m.queue_depth.labels(queue="storage").set(writer["queue_rows"])
@@ -337,7 +333,7 @@ class Collector:
         return m.render(accept)
 
 
-_REFUSAL_REASONS = {400: "malformed", 413: "too_large", 401: "unauthorized", 503: "overloaded"}
+_REFUSAL_REASONS = {400: "malformed", 413: "oversize", 401: "unauthorized", 503: "overloaded"}
 
 
 def _span_count(message: Message) -> int:
