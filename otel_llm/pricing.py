@@ -166,10 +166,12 @@ class Cost:
     def __add__(self, other: Cost) -> Cost:
         if not isinstance(other, Cost):
             return NotImplemented
-        # A sum of one source's costs keeps it; a mixed sum has none.
-        source = self.source or other.source if not (self.source and other.source) else ""
-        if self.source == other.source:
-            source = self.source
+        # A sum of one source's costs keeps it (Cost() has none and takes the other's); a
+        # mixed sum has none.
+        if not self.source or not other.source or self.source == other.source:
+            source = self.source or other.source
+        else:
+            source = ""
         return Cost(
             self.total_usd + other.total_usd,
             self.input_usd + other.input_usd,

@@ -516,6 +516,7 @@ def test_a_bad_file_in_the_environment_is_logged_not_raised(
 
 def test_load_overrides_replaces_earlier_overrides(tmp_path: Path):
     load_overrides(TESTDATA / "prices.yaml")
+    assert price(Usage(input_tokens=1), "acme-llm-large") is not None  # priced by the first file
     path = tmp_path / "other.yaml"
     path.write_text("models: []\n")
     load_overrides(path)
@@ -660,3 +661,23 @@ def test_a_price_finer_than_a_pico_dollar_a_token_is_priced_in_decimal() -> None
     assert not pricing._in_pico(rates).pico
     usage = Usage(input_tokens=10**7, output_tokens=1)
     assert pricing._price_parts(usage, rates)[:2] == (Decimal("0.000001"), Decimal("0.000001"))
+
+
+def test_costs_add_up_field_by_field_and_keep_a_common_source():
+    one = price(Usage(input_tokens=1000, output_tokens=100, cache_read_input_tokens=500), "gpt-4o", "openai")
+    two = price(Usage(input_tokens=3000, output_tokens=7), "gpt-4o", "openai")
+    assert one is not None
+    assert two is not None
+    total = one + two
+    assert total == Cost(
+        total_usd=one.total_usd + two.total_usd,
+        input_usd=one.input_usd + two.input_usd,
+        output_usd=one.output_usd + two.output_usd,
+        cache_read_usd=one.cache_read_usd + two.cache_read_usd,
+        cache_write_usd=one.cache_write_usd + two.cache_write_usd,
+        cache_savings_usd=one.cache_savings_usd + two.cache_savings_usd,
+        source=one.source,
+    )
+    assert sum([one, two], Cost()) == total  # Cost() is the zero: no parts, no source
+    mixed = one + Cost(total_usd=1.0, source=PRICE_SOURCE_OVERRIDE)
+    assert (mixed.total_usd, mixed.source) == (one.total_usd + 1.0, "")
