@@ -10,6 +10,7 @@ per model call and one per task, read back from the collector's storage.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -221,6 +222,28 @@ def stored_spans(backend: Backend, service: str) -> list[OtlpSpan]:
     ]
 
 
+_API_ERROR = re.compile(r"^(openai|anthropic)\.(\w+Error): (.*)$")
+_API_NAMES = {"openai": "OpenAI", "anthropic": "Anthropic"}
+
+
+def real_api_failure(stderr: str) -> str | None:
+    """One line for an example that failed on the real API (no network, a refused or
+    wrong key, an unknown model), or None for any other failure (then the whole output
+    is shown). Only with a real key set: the simulator does not fail that way."""
+    if not (os.environ.get("OPENAI_API_KEY") or os.environ.get("ANTHROPIC_API_KEY")):
+        return None
+    for line in reversed(stderr.strip().splitlines()):
+        found = _API_ERROR.match(line.strip())
+        if found is not None:
+            sdk, error, message = found.groups()
+            return (
+                f"the real {_API_NAMES[sdk]} API failed ({error}: {message[:200]}). Check the network "
+                "and your key, or unset OPENAI_API_KEY and ANTHROPIC_API_KEY to run on the built-in "
+                "provider simulator."
+            )
+    return None
+
+
 def main() -> int:
     from otel_llm.collector.config import parse_config
     from otel_llm.collector.service import Collector
@@ -255,6 +278,10 @@ def main() -> int:
                 )
                 result = run_instrumented(script, env)
                 if result.returncode != 0:
+                    api_failure = real_api_failure(result.stderr)
+                    if api_failure is not None:
+                        print(f"otel-llm demo: {script.name}: {api_failure}", file=sys.stderr)
+                        return 1
                     sys.stderr.write(result.stdout + result.stderr)
                     print(f"{script.name} failed (exit {result.returncode})", file=sys.stderr)
                     return 1

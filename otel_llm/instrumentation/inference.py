@@ -276,11 +276,6 @@ class InferenceCall:
             return _NOT_ACTIVATED
         return _Activated(self.span)
 
-    @property
-    def task_call(self) -> tasks.TaskCall | None:
-        """The task accounting of this call (None: no task owns it)."""
-        return self._task_call
-
     def wants_stream_usage(self, mode: str) -> bool:
         """Whether to ask the provider for this stream's usage, given
         :func:`stream_usage_mode`: always, never, or when the call's task (or one around
