@@ -28,7 +28,7 @@ from otel_llm.examples.agent_tasks import (
 )
 from otel_llm.examples.workspace import TOOLS, Workspace
 
-MODEL = "claude-sonnet-4-5"
+MODEL = "claude-sonnet-5-5"
 ANTHROPIC_TOOLS = [
     {"name": tool["name"], "description": tool["description"], "input_schema": tool["parameters"]}
     for tool in TOOLS

@@ -46,13 +46,13 @@ def anthropic_calls(client: anthropic.Anthropic) -> None:
     system = [{"type": "text", "text": SYSTEM, "cache_control": {"type": "ephemeral", "ttl": "1h"}}]
     for question in QUESTIONS:
         client.messages.create(
-            model="claude-sonnet-4-5",
+            model="claude-sonnet-5-5",
             system=system,
             messages=[{"role": "user", "content": question}],
             max_tokens=64,
         )
     with client.messages.stream(
-        model="claude-sonnet-4-5",
+        model="claude-sonnet-5-5",
         system=system,
         messages=[{"role": "user", "content": "Summarize."}],
         max_tokens=64,

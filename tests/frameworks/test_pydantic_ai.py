@@ -5,8 +5,19 @@ from __future__ import annotations
 import pytest
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 
+from otel_llm.collector.otlp import OtlpSpan
 from otel_llm.sim import Reply, SimRequest
 from otel_llm.sim.tokens import count_tokens
+from otel_llm.storage.backend import open_backend
+from otel_llm.storage.config import StorageConfig
+from otel_llm.storage.migrations import apply_schema
+from otel_llm.storage.records import (
+    SPAN_KINDS,
+    STATUS_CODES,
+    SpanRecord,
+    attributes_to_strings,
+    spans_to_arrow,
+)
 
 from .conftest import Run, run_agent
 
@@ -85,3 +96,41 @@ def test_tools_pydantic_ai_runs_count_toward_the_task(run):
     assert task["otel_llm.task.requested_tool_calls"] == 1
     (tool_span,) = [s for s in run.spans if s.attributes.get("gen_ai.tool.name") == "lookup"]
     assert tool_span.scope_name != "otel_llm.tasks"
+
+
+def _record(span: OtlpSpan) -> SpanRecord:
+    return SpanRecord(
+        timestamp_ns=span.start_time_unix_nano,
+        trace_id=span.trace_id,
+        span_id=span.span_id,
+        parent_span_id=span.parent_span_id,
+        span_name=span.name,
+        span_kind=SPAN_KINDS[span.kind],
+        service_name=str(span.resource.get("service.name", "")),
+        resource_attributes=attributes_to_strings(span.resource),
+        scope_name=span.scope_name,
+        scope_version=span.scope_version,
+        span_attributes=attributes_to_strings(span.attributes),
+        duration_ns=span.end_time_unix_nano - span.start_time_unix_nano,
+        status_code=STATUS_CODES[span.status_code],
+    )
+
+
+def test_llm_calls_counts_each_call_once_though_two_instrumentations_traced_it(run, tmp_path):
+    store = open_backend(StorageConfig(path=str(tmp_path / "ch")))
+    try:
+        apply_schema(store)
+        store.insert_arrow("otel_traces", spans_to_arrow([_record(s) for s in run.spans]))
+        served = [r for r in run.requests if r.method == "POST"]
+        rows = store.query(
+            "SELECT provider, input_tokens, output_tokens FROM llm_calls FINAL "
+            "WHERE provider = 'openai' ORDER BY timestamp"
+        ).rows
+        # Four OpenAI requests (two plain runs, the tool run's two turns), each traced by
+        # pydantic-ai and by otel-llm: four calls, with the tokens the simulator served.
+        assert len([r for r in served if r.provider == "openai"]) == 4
+        assert len(rows) == 4
+        assert rows[0][1:] == (count_tokens("pyd-openai-0 hello"), DEFAULT_OUTPUT)
+        assert rows[1][1:] == (count_tokens("pyd-openai-1 hello"), DEFAULT_OUTPUT)
+    finally:
+        store.close()

@@ -38,7 +38,7 @@ def test_every_model_call_exports_one_inference_span(exported):
     spans, served, _ = exported
     calls = inference_spans(spans)
     assert served == 6
-    assert [s.name for s in calls] == ["chat gpt-4o-mini"] * 3 + ["chat claude-sonnet-4-5"] * 3
+    assert [s.name for s in calls] == ["chat gpt-4o-mini"] * 3 + ["chat claude-sonnet-5-5"] * 3
     assert all(s.resource["service.name"] == "e2e-agent" for s in calls)
     assert all(s.kind == 3 for s in calls)  # SPAN_KIND_CLIENT
 
@@ -51,9 +51,9 @@ def test_anthropic_cache_write_then_reads_are_priced(exported):
     assert first[attrs.USAGE_CACHE_CREATION_1H_INPUT_TOKENS] == prefix
     assert second[gen_ai.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] == prefix
     assert streamed[gen_ai.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] == prefix
-    # claude-sonnet-4-5: 1h write $6/MTok, read $0.30/MTok, input $3/MTok, output $15/MTok.
-    assert first[attrs.COST_CACHE_WRITE_USD] == pytest.approx(prefix * 6 / 1e6, abs=1e-12)
-    assert second[attrs.COST_CACHE_READ_USD] == pytest.approx(prefix * 0.30 / 1e6, abs=1e-12)
+    # claude-sonnet-5-5: 1h write $4/MTok, read $0.10/MTok, input $2/MTok, output $10/MTok.
+    assert first[attrs.COST_CACHE_WRITE_USD] == pytest.approx(prefix * 4 / 1e6, abs=1e-12)
+    assert second[attrs.COST_CACHE_READ_USD] == pytest.approx(prefix * 0.10 / 1e6, abs=1e-12)
     assert first[attrs.COST_CACHE_SAVINGS_USD] < 0 < second[attrs.COST_CACHE_SAVINGS_USD]
     assert streamed[gen_ai.GEN_AI_REQUEST_STREAM] is True
     assert streamed[gen_ai.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] > 0

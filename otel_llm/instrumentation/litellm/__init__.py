@@ -24,7 +24,7 @@ retry or a fallback to another model shows as a separate span (the first one wit
 ``error.type``), and each one passes the budget guard before it is sent. Each call is one
 CLIENT span ``{operation} {model}`` under the span contract of ``DESIGN.md``:
 ``gen_ai.provider.name`` and ``gen_ai.request.model`` are the provider and model LiteLLM
-resolved (``anthropic/claude-sonnet-4-5`` -> ``anthropic``, ``claude-sonnet-4-5``), usage
+resolved (``anthropic/claude-sonnet-5-5`` -> ``anthropic``, ``claude-sonnet-5-5``), usage
 comes from LiteLLM's response (cache reads and writes included, with the 5m/1h split where
 the provider gives it) and cost from otel-llm's pricing (``genai-prices``), not from
 LiteLLM's own price map.

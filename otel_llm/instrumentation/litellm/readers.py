@@ -1,8 +1,8 @@
 """What a LiteLLM call says before it is sent and after it returns.
 
 - :func:`target`: the provider and model LiteLLM resolves a request to
-  (``litellm.get_llm_provider``: ``"anthropic/claude-sonnet-4-5"`` -> ``anthropic``,
-  ``claude-sonnet-4-5``), as ``gen_ai.provider.name`` values, and the server it goes to.
+  (``litellm.get_llm_provider``: ``"anthropic/claude-sonnet-5-5"`` -> ``anthropic``,
+  ``claude-sonnet-5-5``), as ``gen_ai.provider.name`` values, and the server it goes to.
 - :func:`usage_of`: LiteLLM's ``Usage`` as our :class:`~otel_llm.usage.Usage`. LiteLLM
   normalises every provider to the OpenAI shape: ``prompt_tokens`` includes cache reads
   and writes (for Anthropic too), reads are ``cache_read_input_tokens`` or
@@ -79,7 +79,7 @@ class Target:
     provider: str
     """``gen_ai.provider.name`` (``openai``, ``anthropic``, ``aws.bedrock``, ...)."""
     model: str | None
-    """The model as the provider knows it (``claude-sonnet-4-5``, no ``anthropic/``)."""
+    """The model as the provider knows it (``claude-sonnet-5-5``, no ``anthropic/``)."""
     server_address: str | None = None
     server_port: int | None = None
 

@@ -23,7 +23,7 @@ def openai_agent() -> None:
 def anthropic_agent() -> None:
     # A large max_tokens: the Anthropic SDK refuses a non-streaming call that could run
     # past ten minutes before sending it (ValueError), and pydantic-ai then streams.
-    agent = Agent("anthropic:claude-sonnet-4-5", model_settings={"max_tokens": 64000})
+    agent = Agent("anthropic:claude-sonnet-5-5", model_settings={"max_tokens": 64000})
     with otel_llm.task("one-call", max_iterations=1) as task:
         seen["anthropic"] = agent.run_sync("pyd-anthropic hello").output
     seen["anthropic_iterations"] = task.summary().iterations
