@@ -227,6 +227,7 @@ FLOOR_START_ATTRIBUTES: dict[str, dict[str, Any]] = {
         "gen_ai.request.max_tokens": MAX_TOKENS,
         "server.address": "127.0.0.1",
         "server.port": 8000,
+        "otel_llm.prompt.request_hash": "0123456789abcdef0123456789abcdef",
         "otel_llm.task.id": "0123456789abcdef0123456789abcdef",
         "otel_llm.task.name": "overhead.py",
         "otel_llm.task.iteration": 1,
@@ -258,7 +259,7 @@ def install_floor(provider: str, tracer_provider: Any, meter_provider: Any) -> C
     """The exact floor: wrap the SDK method with exactly the OpenTelemetry SDK calls our
     instrumentation makes on a call, with constant values, and nothing else (no request or
     response read, no pricing, no task). Per call: two context reads (is a call of ours
-    already being sent? is instrumentation suppressed?); a CLIENT span started with 11
+    already being sent? is instrumentation suppressed?); a CLIENT span started with 12
     attributes under the task's context (ours: the automatic process task's) and made
     current, with a "call being sent" context value (attach / detach), while the SDK
     sends; at the end 12 more attributes (13 for a stream: time to first chunk), the

@@ -76,25 +76,32 @@ class Usage:
     @classmethod
     def from_anthropic(cls, usage: Any) -> Usage:
         """From an Anthropic ``Usage`` / ``MessageDeltaUsage`` (model or dict)."""
-        if isinstance(usage, Mapping):
-            get = usage.get
+        if hasattr(usage, "output_tokens"):
+            # An SDK model (a mapping has no such attribute): plain attribute reads, no
+            # ABC check or per-field helper (every call's response comes through here).
+            uncached = _int(getattr(usage, "input_tokens", None))
+            output = _int(usage.output_tokens)
+            read = _int(getattr(usage, "cache_read_input_tokens", None))
+            write = _int(getattr(usage, "cache_creation_input_tokens", None))
+            split = getattr(usage, "cache_creation", None)
+            details = getattr(usage, "output_tokens_details", None)
         else:
-            # An SDK model: plain attribute reads, no per-field helper calls (every call's
-            # response goes through here).
-            def get(name: str) -> Any:
-                return getattr(usage, name, None)
-
-        uncached = _int(get("input_tokens"))
-        read = _int(get("cache_read_input_tokens"))
-        write = _int(get("cache_creation_input_tokens"))
-        split = get("cache_creation")
+            get = usage.get
+            uncached = _int(get("input_tokens"))
+            output = _int(get("output_tokens"))
+            read = _int(get("cache_read_input_tokens"))
+            write = _int(get("cache_creation_input_tokens"))
+            split = get("cache_creation")
+            details = get("output_tokens_details")
         if split is None:
             # No TTL breakdown: the API default TTL is 5 minutes.
             write_5m, write_1h = write, 0
+        elif isinstance(split, dict):
+            write_5m = _int(split.get("ephemeral_5m_input_tokens"))
+            write_1h = _int(split.get("ephemeral_1h_input_tokens"))
         else:
-            write_5m = _int(field(split, "ephemeral_5m_input_tokens"))
-            write_1h = _int(field(split, "ephemeral_1h_input_tokens"))
-        details = get("output_tokens_details")
+            write_5m = _int(getattr(split, "ephemeral_5m_input_tokens", None))
+            write_1h = _int(getattr(split, "ephemeral_1h_input_tokens", None))
         reasoning = 0
         if details is not None:
             # The Messages API names it ``thinking_tokens``; ``reasoning_tokens`` is kept
@@ -102,7 +109,7 @@ class Usage:
             reasoning = _int(field(details, "thinking_tokens")) or _int(field(details, "reasoning_tokens"))
         return _usage(
             uncached + read + write,
-            _int(get("output_tokens")),
+            output,
             read,
             write,
             write_5m,

@@ -118,7 +118,7 @@ def test_the_exact_floor_records_what_ours_records(provider: str, mode: str) -> 
     # opentelemetry-instrument: a child of the task span.
     assert has_parent
     assert name == f"chat {overhead.MODELS[provider]}"
-    assert len(attributes) == (24 if mode == "stream" else 23)
+    assert len(attributes) == (25 if mode == "stream" else 24)
     assert floor["spans"] == ours["spans"]
     expected_metrics = {
         "gen_ai.client.operation.duration [s]",

@@ -39,6 +39,11 @@ COSTS = {  # USD, genai-prices: gpt-4o-mini 0.15 / 0.60, claude-sonnet-4-5 3 / 1
         "otel_llm.cost.output_usd": 0.000105,
     },
 }
+# otel_llm.prompt.request_hash of the request above (every argument that decides the answer).
+REQUEST_HASHES = {
+    "openai": "07e2366f14f6e827e4f14b8f6f254c95",
+    "anthropic": "925f41c937b5b336f05eaa1765317df0",
+}
 RESPONSE_IDS = {"openai": "chatcmpl-sim0000000001", "anthropic": "msg_sim0000000001"}
 FINISH = {"openai": ("stop",), "anthropic": ("end_turn",)}
 
@@ -52,6 +57,7 @@ def expected_span(provider: str, stream: bool) -> dict[str, object]:
         "gen_ai.request.model": model,
         "gen_ai.request.max_tokens": 64,
         "server.address": "127.0.0.1",
+        "otel_llm.prompt.request_hash": REQUEST_HASHES[provider],
         "otel_llm.task.name": settings.process_name(),
         "otel_llm.task.iteration": 1,
         "otel_llm.budget.state": "ok",

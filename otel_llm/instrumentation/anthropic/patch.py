@@ -293,21 +293,28 @@ def _output_content(parts: list[dict[str, Any]], stop_reason: Any) -> dict[str, 
 def record_message(call: InferenceCall, message: Any, capture: bool) -> None:
     """Hand a complete ``Message`` / ``BetaMessage`` (model or decoded dict) to ``call``."""
     try:
-        stop_reason = field(message, "stop_reason")
+        if isinstance(message, dict):
+            get = message.get
+            stop_reason, usage, content = get("stop_reason"), get("usage"), get("content")
+            model, response_id = get("model"), get("id")
+        else:
+            # The SDK's model: every one of these is a declared field in every version.
+            stop_reason, usage, content = message.stop_reason, message.usage, message.content
+            model, response_id = message.model, message.id
         attributes = _miss_attributes(field(message, "diagnostics"))
         if capture:
-            attributes = {
-                **(attributes or {}),
-                **_output_content(_parts(field(message, "content")), stop_reason),
-            }
-        usage = field(message, "usage")
+            attributes = {**(attributes or {}), **_output_content(_parts(content), stop_reason)}
+        tool_calls = 0
+        for block in content or ():
+            if field(block, "type") == "tool_use":
+                tool_calls += 1
         call.set_response(
-            model=field(message, "model"),
-            response_id=field(message, "id"),
+            model=model,
+            response_id=response_id,
             finish_reasons=(stop_reason,) if stop_reason else None,
             usage=Usage.from_anthropic(usage) if usage is not None else None,
             attributes=attributes,
-            tool_calls=sum(1 for b in field(message, "content") or () if field(b, "type") == "tool_use"),
+            tool_calls=tool_calls,
         )
     except Exception as exc:
         log_failure_once("reading an Anthropic message", exc)
