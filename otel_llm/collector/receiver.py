@@ -13,8 +13,8 @@ full or too many requests in flight).
 gRPC (``TraceService``, ``MetricsService``, ``LogsService`` from ``opentelemetry-proto``):
 gzip is negotiated by grpcio; a message over the limit is RESOURCE_EXHAUSTED; a malformed
 one INVALID_ARGUMENT with the reason; a bad token UNAUTHENTICATED; shedding load is
-UNAVAILABLE with a ``google.rpc.RetryInfo`` in ``grpc-status-details-bin`` (and in ``google.rpc.retryinfo-bin``, where the Python OTLP
-exporter reads it).
+UNAVAILABLE with a ``google.rpc.RetryInfo`` in ``grpc-status-details-bin`` (and in
+``google.rpc.retryinfo-bin``, where the Python OTLP exporter reads it).
 
 Both hand decoded requests to :class:`Ingest` (implemented by the service).
 """
