@@ -35,6 +35,7 @@ def test_runaway_task_over_two_processes_is_killed_and_both_next_calls_raise(tmp
         kills = get_json(collector.http_url + "/v1/kills")["kills"]
         served = sim.request_count
         collector.storage.spans.flush()
+        collector.storage.events.flush()
         calls = collector.storage.backend.query(
             "SELECT service_name, count() AS n, sum(input_tokens) AS input, sum(cost_usd) AS cost"
             " FROM llm_calls WHERE task_id = 'shared-runaway' GROUP BY service_name ORDER BY service_name"
