@@ -28,6 +28,9 @@ The file (``OTEL_LLM_BUDGETS=path``)::
       retry: {attempts: 5, initial_backoff: 0.5, max_backoff: 30}   # seconds (or 30s, 5m)
       timeout: 5                                  # seconds per attempt
       queue_size: 1000                            # alerts waiting per target
+    collector_url: http://127.0.0.1:4318          # optional: the agent side follows its kills
+                                                  # (or $OTEL_LLM_COLLECTOR_URL); several
+                                                  # collectors comma-separated
 
 ``match`` keys are looked up, in this order, among the task's own attributes, the
 resource attributes (``service.name``, ...) and the task name (under ``task.name``,
@@ -239,6 +242,8 @@ class PolicyFile:
     warn_at: float = DEFAULT_WARN_AT
     policies: tuple[Policy, ...] = ()
     alerts: Alerts = field(default_factory=Alerts)
+    collector_url: str | None = None
+    """Collector(s) whose kill decisions the agent side follows (comma-separated)."""
     source: str | None = None
 
     def matching(self, attributes: Mapping[str, Any]) -> list[Policy]:
@@ -574,7 +579,11 @@ def parse_policy(data: Any, source: str = "policy") -> PolicyFile:
     where = _Where(source)
     if data is None:
         data = {}
-    data = _mapping(where, "", data, ("warn_at", "policies", "alerts")) if isinstance(data, Mapping) else data
+    data = (
+        _mapping(where, "", data, ("warn_at", "policies", "alerts", "collector_url"))
+        if isinstance(data, Mapping)
+        else data
+    )
     if not isinstance(data, Mapping):
         raise PolicyError(f"{source}: expected a mapping with warn_at, policies, alerts, got {_shown(data)}")
     warn_at = DEFAULT_WARN_AT
@@ -588,7 +597,15 @@ def parse_policy(data: Any, source: str = "policy") -> PolicyFile:
     seen: set[str] = set()
     policies = tuple(_policy(where, i, p, seen) for i, p in enumerate(raw_policies))
     alerts = _alerts(where, data["alerts"]) if data.get("alerts") is not None else Alerts()
-    return PolicyFile(warn_at=warn_at, policies=policies, alerts=alerts, source=source)
+    collector_url = data.get("collector_url")
+    if collector_url is not None and (
+        not isinstance(collector_url, str)
+        or not all(re.match(r"^https?://\S+$", u.strip()) for u in collector_url.split(","))
+    ):
+        raise where.fail("collector_url", "http(s):// URL(s), comma-separated", collector_url)
+    return PolicyFile(
+        warn_at=warn_at, policies=policies, alerts=alerts, collector_url=collector_url, source=source
+    )
 
 
 def load_policy_file(path: str | os.PathLike[str]) -> PolicyFile:

@@ -101,7 +101,10 @@ def _tasks(args: argparse.Namespace) -> int:
             _against(limits, "max_tool_calls", str(task["tool_calls"])),
             _against(limits, "max_seconds", f"{task['seconds']:.1f}"),
         )
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:  # piped: do not wrap task ids at 80 columns
+        console = Console(width=200)
+    console.print(table)
     return 0
 
 

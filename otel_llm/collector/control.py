@@ -40,7 +40,7 @@ class Control(Protocol):
     def task(self, task_id: str) -> dict[str, Any] | None: ...
     def tasks(self, state: str | None, limit: int) -> list[dict[str, Any]]: ...
     def kill(self, task_id: str, reason: str) -> Decision: ...
-    def metrics(self) -> tuple[bytes, str]: ...
+    def metrics(self, accept: str | None) -> tuple[bytes, str]: ...
 
 
 def _bad(text: str) -> web.Response:
@@ -102,7 +102,7 @@ def control_routes(config: ControlConfig, control: Control) -> list[web.RouteDef
         return web.json_response(decision.to_json())
 
     async def metrics(request: web.Request) -> web.Response:
-        body, content_type = control.metrics()
+        body, content_type = control.metrics(request.headers.get("Accept"))
         response = web.Response(body=body)
         response.headers["Content-Type"] = content_type
         return response

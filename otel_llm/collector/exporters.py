@@ -15,6 +15,7 @@ import queue
 import threading
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from otel_llm.collector.config import ForwardConfig
@@ -35,13 +36,16 @@ class StorageExporter:
     events: BudgetEventWriter
 
     @classmethod
-    def open(cls, config: StorageConfig) -> StorageExporter:
+    def open(
+        cls, config: StorageConfig, on_insert: Callable[[int, float], None] | None = None
+    ) -> StorageExporter:
+        """Open the backend and both writers; ``on_insert(rows, seconds)`` after each span insert."""
         backend = open_backend(config)
         try:
             apply_schema(backend)
         except StorageError as exc:  # the writers apply it once the store answers
             log.warning("storage not ready yet (%s); spans are spooled until it is", exc)
-        return cls(backend, SpanWriter(backend), BudgetEventWriter(backend))
+        return cls(backend, SpanWriter(backend, on_insert=on_insert), BudgetEventWriter(backend))
 
     def close(self) -> None:
         self.spans.close()
@@ -57,6 +61,9 @@ class OtlpForwarder:
         self.config = config
         self._queue: queue.Queue[tuple[str, bytes] | None] = queue.Queue(config.queue_size)
         self.stats = {"forwarded": 0, "failed": 0, "dropped": 0}
+
+    def queued(self) -> int:
+        return self._queue.qsize()
         self._failed_logged = False
         self._thread = threading.Thread(target=self._run, name="otel-llm-forward", daemon=True)
         self._thread.start()

@@ -130,7 +130,7 @@ class TaskState:
         self.state = "ok"
         self.killed: Decision | None = None
         self.notified: set[str] | None = None
-        self.response_ids: set[str] | None = None
+        self.response_ids: str | set[str] | None = None
         self.finished = False
 
     def spent(self, limit: str) -> float:
@@ -201,7 +201,7 @@ class TaskState:
             sorted(self.notified or ()),
             self.killed_spans,
             self.finished,
-            sorted(self.response_ids or ()),
+            [self.response_ids] if type(self.response_ids) is str else sorted(self.response_ids or ()),
         ]
 
     @classmethod
@@ -224,7 +224,8 @@ class TaskState:
         task.notified = set(row[19]) or None
         task.killed_spans = row[20]
         task.finished = row[21]
-        task.response_ids = set(row[22]) or None
+        ids = row[22]
+        task.response_ids = None if not ids else ids[0] if len(ids) == 1 else set(ids)
         return task
 
 
@@ -291,6 +292,9 @@ class BudgetProcessor:
                 "tasks_evicted",
                 "tasks_forgotten",
                 "kills",
+                "kills_limit",
+                "kills_window",
+                "kills_manual",
                 "warnings",
             ),
             0,
@@ -368,13 +372,18 @@ class BudgetProcessor:
         self.stats["inference_spans"] += 1
         response_id = a.get(_RESPONSE_ID)
         if response_id:
-            if task.response_ids is None:
-                task.response_ids = {response_id}
-            elif response_id in task.response_ids:
+            # One id is kept as a plain string (most tasks in the table have few calls
+            # seen yet; a set costs 216 bytes), a set from the second on.
+            seen = task.response_ids
+            if seen is None:
+                task.response_ids = response_id
+            elif seen == response_id or (type(seen) is set and response_id in seen):
                 self.stats["duplicate_spans"] += 1
                 return
+            elif type(seen) is str:
+                task.response_ids = {seen, response_id}
             else:
-                task.response_ids.add(response_id)
+                seen.add(response_id)
         usage = calls.usage_of(a)
         cost = calls.recorded_cost(a)
         if cost is None and self.config.price_unpriced_spans:
@@ -456,7 +465,6 @@ class BudgetProcessor:
         if self._active.pop(task.task_id, None) is None:
             return
         task.finished = True
-        task.response_ids = task.response_ids  # kept: late duplicates must still be recognised
         self._retire(task)
         self.stats["tasks_finished"] += 1
 
@@ -553,6 +561,8 @@ class BudgetProcessor:
         self._dirty_tasks.add(task.task_id)
         self.kill_log.add(decision)
         self.stats["kills"] += 1
+        cause = "manual" if limit == "manual" else "window" if group or alert_kind == "window" else "limit"
+        self.stats[f"kills_{cause}"] += 1
         if outcome is not None:
             outcome.decisions.append(decision)
             self._event(

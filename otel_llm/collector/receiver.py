@@ -62,7 +62,7 @@ class ExportResult:
 
 
 class Ingest(Protocol):
-    def export(self, signal: Signal, message: Message, raw: bytes | None) -> ExportResult:
+    def export(self, signal: Signal, message: Message, raw: bytes | None, protocol: str) -> ExportResult:
         """Process one decoded export request (in a worker thread); raises :class:`Overloaded`."""
         ...
 
@@ -172,7 +172,7 @@ def http_routes(
 
 def _decode_and_export(ingest: Ingest, signal: Signal, body: bytes, as_json: bool) -> ExportResult:
     message = decode(signal, body, json_body=as_json)
-    return ingest.export(signal, message, None if as_json else body)
+    return ingest.export(signal, message, None if as_json else body, "http")
 
 
 # -- gRPC ------------------------------------------------------------------------------
@@ -190,19 +190,29 @@ def _retry_metadata(seconds: int) -> tuple[tuple[str, bytes], ...]:
 
 
 class _Servicer:
-    def __init__(self, signal: Signal, ingest: Ingest, token: str | None, retry_after: int) -> None:
+    def __init__(
+        self,
+        signal: Signal,
+        ingest: Ingest,
+        token: str | None,
+        retry_after: int,
+        on_error: Callable[[str, int], None] | None,
+    ) -> None:
         self.signal = signal
         self.ingest = ingest
         self.token = token
         self.retry_after = retry_after
+        self.on_error = on_error
 
     def Export(self, request: Message, context: grpc.ServicerContext) -> Message:
         if self.token is not None:
             header = dict(context.invocation_metadata()).get("authorization")
             if not check_token(self.token, header):
+                if self.on_error is not None:
+                    self.on_error(self.signal, 401)
                 context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
         try:
-            result = self.ingest.export(self.signal, request, None)
+            result = self.ingest.export(self.signal, request, None, "grpc")
         except Overloaded as exc:
             context.set_trailing_metadata(_retry_metadata(self.retry_after))
             context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
@@ -221,7 +231,12 @@ class _LogsServicer(_Servicer, logs_service_pb2_grpc.LogsServiceServicer):
     pass
 
 
-def start_grpc(config: OtlpReceiverConfig, ingest: Ingest, token: str | None) -> tuple[grpc.Server, int]:
+def start_grpc(
+    config: OtlpReceiverConfig,
+    ingest: Ingest,
+    token: str | None,
+    on_error: Callable[[str, int], None] | None = None,
+) -> tuple[grpc.Server, int]:
     """Start the gRPC server; returns it and the port it bound (``:0`` picks a free one)."""
     options = [
         ("grpc.max_receive_message_length", config.max_request_bytes),
@@ -232,13 +247,13 @@ def start_grpc(config: OtlpReceiverConfig, ingest: Ingest, token: str | None) ->
         ThreadPoolExecutor(config.grpc_workers, thread_name_prefix="otel-llm-grpc"), options=options
     )
     trace_service_pb2_grpc.add_TraceServiceServicer_to_server(
-        _TraceServicer("traces", ingest, token, config.retry_after), server
+        _TraceServicer("traces", ingest, token, config.retry_after, on_error), server
     )
     metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(
-        _MetricsServicer("metrics", ingest, token, config.retry_after), server
+        _MetricsServicer("metrics", ingest, token, config.retry_after, on_error), server
     )
     logs_service_pb2_grpc.add_LogsServiceServicer_to_server(
-        _LogsServicer("logs", ingest, token, config.retry_after), server
+        _LogsServicer("logs", ingest, token, config.retry_after, on_error), server
     )
     port = server.add_insecure_port(config.grpc.endpoint)
     if port == 0:

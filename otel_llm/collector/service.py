@@ -15,6 +15,7 @@ import asyncio
 import logging
 import signal as signals
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from typing import Any
 from aiohttp import web
 from google.protobuf.message import Message
 
+from otel_llm.collector.alerts import Alerter, BudgetAlert
 from otel_llm.collector.config import Config
 from otel_llm.collector.control import control_routes
 from otel_llm.collector.decisions import Decision, KillLog
@@ -29,6 +31,7 @@ from otel_llm.collector.exporters import OtlpForwarder, StorageExporter
 from otel_llm.collector.otlp import Signal, from_export_request
 from otel_llm.collector.processor import ALERT_KIND, BudgetProcessor
 from otel_llm.collector.receiver import ExportResult, Overloaded, check_token, http_routes, start_grpc
+from otel_llm.collector.selfmetrics import SelfMetrics
 from otel_llm.collector.state import StateStore
 from otel_llm.policy import BudgetConfig, config_from_env, load_policy_file
 from otel_llm.storage.errors import QueueFull, StorageError
@@ -62,7 +65,9 @@ class Collector:
         self.storage: StorageExporter | None = None
         self.forwarder: OtlpForwarder | None = None
         self.alerter: Any = None
+        self.metrics_registry = SelfMetrics()
         self.stats = {"requests": 0, "items": 0, "overloaded": 0, "http_errors": 0}
+        self._synced: dict[str, int] = {}
         otlp = self.config.receivers.otlp
         self._inflight = threading.BoundedSemaphore(otlp.max_concurrent_requests)
         self._executor = ThreadPoolExecutor(
@@ -82,14 +87,14 @@ class Collector:
         self.recovered = self.state.recover(self.processor)
         self.processor.journal = self.state.record
         if self.config.exporters.storage:
-            self.storage = StorageExporter.open(self.config.storage)
+            self.storage = StorageExporter.open(self.config.storage, self._inserted)
         if self.config.exporters.otlp.endpoint:
             self.forwarder = OtlpForwarder(self.config.exporters.otlp)
         self.alerter = self._open_alerter()
         self.state.start(self.processor)
         otlp = self.config.receivers.otlp
         if otlp.grpc.enabled:
-            self._grpc, port = start_grpc(otlp, self, self.token)
+            self._grpc, port = start_grpc(otlp, self, self.token, self._grpc_refused)
             host = otlp.grpc.host_port()[0]
             self.grpc_endpoint = f"{host}:{port}"
         if otlp.http.enabled:
@@ -115,12 +120,11 @@ class Collector:
         alerts = policy.alerts if policy is not None else None
         if alerts is None or not (alerts.webhook_url or alerts.slack_url or alerts.alertmanager_url):
             return None
-        from otel_llm.collector.alerts import Alerter  # the alerts helper's module
-
         alerter = Alerter(
             alerts,
             state_dir=Path(self.config.state.dir) / "alerts",
             link_template=self.config.alerts.link_template,
+            metrics=self.metrics_registry,
         )
         alerter.start()
         return alerter
@@ -159,7 +163,7 @@ class Collector:
             return await handler(request)
 
         app = web.Application(middlewares=[auth])
-        app.add_routes(http_routes(self.config.receivers.otlp, self, self._executor, self._http_error))
+        app.add_routes(http_routes(self.config.receivers.otlp, self, self._executor, self._http_refused))
         app.add_routes(control_routes(self.config.control, self))
         # Bodies are inflated by the receiver itself, which stops at the size limit.
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True, auto_decompress=False)
@@ -170,8 +174,21 @@ class Collector:
         bound = self._runner.addresses[0]
         self.http_url = f"http://{bound[0]}:{bound[1]}"
 
-    def _http_error(self, signal: str, status: int) -> None:
+    def _http_refused(self, signal: str, status: int) -> None:
+        """An HTTP request refused before its items could be counted (one per request)."""
         self.stats["http_errors"] += 1
+        self.metrics_registry.requests.labels(protocol="http", signal=signal, status=str(status)).inc()
+        reason = _REFUSAL_REASONS.get(status)
+        if reason is not None and signal == "traces":
+            self.metrics_registry.spans_refused.labels(reason=reason).inc()
+
+    def _grpc_refused(self, signal: str, status: int) -> None:
+        self.metrics_registry.requests.labels(protocol="grpc", signal=signal, status="UNAUTHENTICATED").inc()
+        if signal == "traces":
+            self.metrics_registry.spans_refused.labels(reason="unauthorized").inc()
+
+    def _inserted(self, rows: int, seconds: float) -> None:
+        self.metrics_registry.insert_latency.observe(seconds)
 
     def stop(self) -> None:
         if self._grpc is not None:
@@ -199,10 +216,25 @@ class Collector:
 
     # -- ingest ---------------------------------------------------------------------
 
-    def export(self, signal: Signal, message: Message, raw: bytes | None) -> ExportResult:
+    def export(self, signal: Signal, message: Message, raw: bytes | None, protocol: str) -> ExportResult:
         """One export request (HTTP worker thread or gRPC thread)."""
+        started = time.perf_counter()
+        ok, busy = ("200", "503") if protocol == "http" else ("OK", "UNAVAILABLE")
+        requests = self.metrics_registry.requests
+        try:
+            result = self._export(signal, message, raw, protocol)
+        except Overloaded:
+            requests.labels(protocol=protocol, signal=signal, status=busy).inc()
+            raise
+        requests.labels(protocol=protocol, signal=signal, status=ok).inc()
+        self.metrics_registry.ingest_latency.observe(time.perf_counter() - started)
+        return result
+
+    def _export(self, signal: Signal, message: Message, raw: bytes | None, protocol: str) -> ExportResult:
         if not self._inflight.acquire(blocking=False):
             self.stats["overloaded"] += 1
+            if signal == "traces":
+                self.metrics_registry.spans_refused.labels(reason="overloaded").inc(_span_count(message))
             raise Overloaded(
                 f"too many export requests in flight (receivers.otlp.max_concurrent_requests="
                 f"{self.config.receivers.otlp.max_concurrent_requests}); retry later"
@@ -212,16 +244,21 @@ class Collector:
             if signal != "traces":
                 if self.forwarder is not None:
                     self.forwarder.send(signal, raw if raw is not None else message.SerializeToString())
+                self.metrics_registry.spans_received.labels(signal=signal, protocol=protocol).inc(
+                    _item_count(message)
+                )
                 return ExportResult()
-            return self._export_traces(message, raw)
+            return self._export_traces(message, raw, protocol)
         finally:
             self._inflight.release()
 
-    def _export_traces(self, message: Message, raw: bytes | None) -> ExportResult:
+    def _export_traces(self, message: Message, raw: bytes | None, protocol: str) -> ExportResult:
         records = from_export_request(message)
         self.stats["items"] += len(records)
+        metrics = self.metrics_registry
         if self.storage is not None and not self.storage.spans.has_room(len(records)):
             self.stats["overloaded"] += 1
+            metrics.spans_refused.labels(reason="overloaded").inc(len(records))
             raise Overloaded("the storage queue is full (storage.writer.max_queue_rows); retry later")
         outcome = self.processor.process(records)
         if self.storage is not None and outcome.accepted:
@@ -231,6 +268,9 @@ class Collector:
                 # Accounted already; the sender's retry is recognised as a duplicate call
                 # only where the span has a response id.
                 raise Overloaded(str(exc)) from None
+        metrics.spans_received.labels(signal="traces", protocol=protocol).inc(len(outcome.accepted))
+        if outcome.rejected:
+            metrics.spans_refused.labels(reason="killed_task").inc(outcome.rejected)
         self._after(outcome.events)
         if self.forwarder is not None:
             self.forwarder.send("traces", raw if raw is not None else message.SerializeToString())
@@ -264,14 +304,58 @@ class Collector:
         self._after(events)
         return decision
 
-    def metrics(self) -> tuple[bytes, str]:
-        return b"# self-metrics: see otel_llm.collector.selfmetrics\n", "text/plain; version=0.0.4"
+    def metrics(self, accept: str | None = None) -> tuple[bytes, str]:
+        """``/metrics``: counters the processor keeps are brought up to date here, at
+        scrape time, so the span path pays nothing for them."""
+        m = self.metrics_registry
+        stats = self.processor.stats
+        for key, counter in (
+            ("priced_spans", m.spans_priced),
+            ("unpriced_spans", m.spans_unpriced),
+            ("tasks_evicted", m.tasks_evicted),
+            ("warnings", m.budget_warnings),
+            ("kills_limit", m.kills.labels(cause="limit")),
+            ("kills_window", m.kills.labels(cause="window")),
+            ("kills_manual", m.kills.labels(cause="manual")),
+        ):
+            value = stats[key]
+            delta = value - self._synced.get(key, 0)
+            if delta > 0:
+                counter.inc(delta)
+                self._synced[key] = value
+        m.tasks_active.set(self.processor.counts()["active_tasks"])
+        if self.storage is not None:
+            writer = self.storage.spans.stats()
+            m.queue_depth.labels(queue="storage").set(writer["queue_rows"])
+            m.spool_bytes.set(writer["spool_bytes"])
+        if self.forwarder is not None:
+            m.queue_depth.labels(queue="forward").set(self.forwarder.queued())
+        return m.render(accept)
 
 
-def alert_of(event: BudgetEventRecord) -> Any:
+_REFUSAL_REASONS = {400: "malformed", 413: "oversize", 401: "unauthorized", 503: "overloaded"}
+
+
+def _span_count(message: Message) -> int:
+    return sum(len(ss.spans) for rs in message.resource_spans for ss in rs.scope_spans)  # type: ignore[attr-defined]
+
+
+def _item_count(message: Message) -> int:
+    """Metric data points or log records in an export request."""
+    if hasattr(message, "resource_logs"):
+        return sum(len(sl.log_records) for rl in message.resource_logs for sl in rl.scope_logs)
+    points = 0
+    for rm in message.resource_metrics:  # type: ignore[attr-defined]
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                kind = metric.WhichOneof("data")
+                if kind is not None:
+                    points += len(getattr(metric, kind).data_points)
+    return points
+
+
+def alert_of(event: BudgetEventRecord) -> BudgetAlert:
     """The alerts helper's ``BudgetAlert`` for a budget event."""
-    from otel_llm.collector.alerts import BudgetAlert
-
     a = event.attributes
     window_start = a.get("window_start")
     return BudgetAlert(

@@ -94,9 +94,12 @@ class BatchWriter(Generic[R]):
         *,
         spool_dir: Path | None = None,
         ensure_schema: bool = True,
+        on_insert: Callable[[int, float], None] | None = None,
     ) -> None:
         self.backend = backend
         self._ensure_schema = ensure_schema
+        self._on_insert = on_insert
+        """Called with (rows, seconds) after each insert that succeeded (self-metrics)."""
         self._schema_ready = not ensure_schema
         self.table = table
         self.config = config or backend.config.writer
@@ -327,7 +330,10 @@ class BatchWriter(Generic[R]):
         if not self._schema_ready:
             apply_schema(self.backend)  # a store that comes back empty gets its tables first
             self._schema_ready = True
+        started = time.perf_counter()
         self.backend.insert_arrow(table, data, dedup_token=token)
+        if self._on_insert is not None:
+            self._on_insert(data.num_rows, time.perf_counter() - started)
 
     def _write(self, chunks: list[_Encoded]) -> None:
         """Insert the chunks encoded since the last insert as one batch (or spool it)."""

@@ -50,7 +50,7 @@ from opentelemetry import context as otel_context
 from opentelemetry.util.types import AttributeValue
 
 from otel_llm import failures
-from otel_llm.tasks import state
+from otel_llm.tasks import collector, state
 from otel_llm.tasks.auto import (
     auto_tasks_enabled,
     disable_auto_tasks,
@@ -144,14 +144,16 @@ def subprocess_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def instrumentation_started(tracer_provider: trace.TracerProvider | None = None) -> None:
-    """What an instrumentor's ``_instrument`` calls: :func:`enable_auto_tasks`, and
+    """What an instrumentor's ``_instrument`` calls: :func:`enable_auto_tasks`,
     :func:`~otel_llm.tasks.foreign_tools.watch_foreign_tools` (other instrumentations'
-    ``execute_tool`` spans count as tool calls)."""
+    ``execute_tool`` spans count as tool calls), and
+    :func:`~otel_llm.tasks.collector.connect` (kills from the collector, prompt export)."""
     enable_auto_tasks(tracer_provider)
     try:
         watch_foreign_tools(tracer_provider)
     except Exception as exc:
         failures.log_once(logger, "watching other instrumentations' tool spans", exc)
+    collector.connect(tracer_provider)
 
 
 def instrumentation_stopped() -> None:

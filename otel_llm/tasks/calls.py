@@ -14,6 +14,8 @@ from otel_llm.attributes import TASK_PARENT_IDS
 from otel_llm.pricing import Cost
 from otel_llm.tasks.auto import owner_of_call
 from otel_llm.tasks.budget import LIMIT_KEYS, BudgetExceeded
+from otel_llm.tasks.collector import apply_kills
+from otel_llm.tasks.state import STATE
 from otel_llm.tasks.task import Task, log_once
 from otel_llm.usage import Usage
 
@@ -102,6 +104,8 @@ def enter_call(
         if owner is None:
             return None
         chain = owner.chain()
+        if STATE.collector_kills:
+            apply_kills(chain)
         worst = _worst_case(chain, provider, model, max_tokens, input_estimate) if admit else None
     except BudgetExceeded:
         raise

@@ -47,6 +47,12 @@ class _State:
         # -- otel_llm.tasks.propagation
         self.threads_lock = threading.Lock()
         self.threads_patched = False
+        # -- otel_llm.tasks.collector: kills learned from collectors (task id -> reason),
+        # the subscribers by URL, the prompt-export span processor
+        self.collector_lock = threading.Lock()
+        self.collector_kills: collections.OrderedDict[str, str] = collections.OrderedDict()
+        self.subscribers: dict[str, Any] = {}
+        self.prompt_export: Any = None
 
 
 STATE = _State()
@@ -68,3 +74,8 @@ def reset() -> None:
         STATE.tracer_provider = None
         STATE.resource_cache = None
     STATE.live.clear()
+    with STATE.collector_lock:
+        STATE.collector_kills.clear()
+        for subscriber in STATE.subscribers.values():
+            subscriber.stop()
+        STATE.subscribers.clear()

@@ -636,6 +636,11 @@ class Task:
         """Refuse this task's next model calls (e.g. a kill decision from the collector)."""
         self._kill_reason = reason
 
+    @property
+    def killed_reason(self) -> str | None:
+        """Why :meth:`kill` was called, if it was."""
+        return self._kill_reason
+
     def chain(self) -> list[Task]:
         """This task and the tasks around it, innermost first."""
         out: list[Task] = []

@@ -131,3 +131,76 @@ def free_env() -> dict[str, str]:
         for k, v in os.environ.items()
         if not k.startswith(("OTEL_", "OPENAI_", "ANTHROPIC_", "TRACELOOP_"))
     }
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class CollectorProcess:
+    """``otel-llm collector --config PATH`` as a child process (what an operator runs)."""
+
+    def __init__(
+        self, tmp: Path, name: str, config: Mapping[str, Any], policy: Mapping[str, Any] | None
+    ) -> None:
+        import yaml
+
+        self.dir = tmp / name
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.http_port, self.grpc_port = free_port(), free_port()
+        data: dict[str, Any] = {
+            "receivers": {
+                "otlp": {
+                    "grpc": {"endpoint": f"127.0.0.1:{self.grpc_port}"},
+                    "http": {"endpoint": f"127.0.0.1:{self.http_port}"},
+                }
+            },
+            "state": {"dir": str(self.dir / "state")},
+            "storage": {"path": str(self.dir / "clickhouse")},
+            **config,
+        }
+        if policy is not None:
+            (self.dir / "policy.yaml").write_text(yaml.safe_dump(dict(policy)))
+            data["processors"] = {"budget": {"policy_file": str(self.dir / "policy.yaml")}}
+        self.config_path = self.dir / "config.yaml"
+        self.config_path.write_text(yaml.safe_dump(data))
+        self.http_url = f"http://127.0.0.1:{self.http_port}"
+        self.grpc_endpoint = f"127.0.0.1:{self.grpc_port}"
+        self.process: Any = None
+
+    def start(self, timeout: float = 60.0) -> CollectorProcess:
+        import subprocess
+        import sys
+        import urllib.request
+
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "otel_llm.cli", "collector", "--config", str(self.config_path)],
+            env=free_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.dir / "stderr.log", "ab"),  # noqa: SIM115 - the child holds it
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError((self.dir / "stderr.log").read_text())
+            try:
+                with urllib.request.urlopen(self.http_url + "/healthz", timeout=1):
+                    return self
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError(f"collector did not start: {(self.dir / 'stderr.log').read_text()}")
+
+    def kill9(self) -> None:
+        import signal
+
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=60)

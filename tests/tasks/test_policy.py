@@ -137,7 +137,7 @@ def test_good_file_parses_to_the_values_written(tmp_path):
         ),
         (
             "polices: []\n",
-            "policy.yaml: polices: unknown key; expected one of warn_at, policies, alerts",
+            "policy.yaml: polices: unknown key; expected one of warn_at, policies, alerts, collector_url",
         ),
         (
             "alerts:\n  webhook: {url: ftp://x}\n",
