@@ -95,7 +95,10 @@ SELECT
     'prefix-' || toString(cityHash64(intDiv(number, 20)) % 1000) AS prefix_hash,
     if(number % 20 = 0, 'new prefix', '') AS cache_miss_reason,
     toUInt64(0) AS cache_missed_input_tokens,
-    'ok' AS budget_state
+    'ok' AS budget_state,
+    lower(hex(cityHash64(number % 200000, 8))) AS request_hash,
+    'response:' || response_id AS call_key,
+    toUInt8(64 + 32 + 16 + 6) AS richness
 FROM numbers({rows:UInt64})
 """
 
@@ -248,6 +251,9 @@ def query_params(start: dt.datetime, end: dt.datetime, name: str) -> dict:
         "b_start": split,
         "b_end": end,
         "b_version": "",
+        "baseline_s": 7 * 24 * 3600,
+        "interval_s": 6 * 3600,
+        "repeat_window_s": 3600,
     }
     if name == "drift":
         values["start"] = split

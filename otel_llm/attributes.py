@@ -20,6 +20,7 @@ USAGE_CACHE_CREATION_1H_INPUT_TOKENS: Final = "otel_llm.usage.cache_creation.1h_
 CACHE_MISS_REASON: Final = "otel_llm.cache.miss_reason"
 CACHE_MISSED_INPUT_TOKENS: Final = "otel_llm.cache.missed_input_tokens"
 PROMPT_PREFIX_HASH: Final = "otel_llm.prompt.prefix_hash"
+PROMPT_REQUEST_HASH: Final = "otel_llm.prompt.request_hash"
 USAGE_ESTIMATED: Final = "otel_llm.usage.estimated"
 """True when a call's token counts are otel-llm's estimate: the provider reported none."""
 CALL_SENT: Final = "otel_llm.call.sent"

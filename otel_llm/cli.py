@@ -5,6 +5,9 @@ Subcommands arrive with the components they drive; today:
 - ``otel-llm sim``: serve the provider simulator (OpenAI and Anthropic wire formats).
 - ``otel-llm collector [--config PATH]``, ``otel-llm tasks``, ``otel-llm kill TASK_ID``:
   the collector sidecar and its control API (:mod:`otel_llm.collector.cli`).
+- ``otel-llm grafana generate|provision``: dashboards and alert rules
+  (:mod:`otel_llm.grafana.cli`).
+- ``otel-llm report``: the report in the terminal and as HTML (:mod:`otel_llm.report.cli`).
 - ``otel-llm demo``: the example agents end to end (:mod:`otel_llm.demo`; what
   ``make demo`` runs).
 """
@@ -36,6 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
     from otel_llm.collector import cli as collector_cli
 
     collector_cli.add_commands(commands)
+    from otel_llm.grafana import cli as grafana_cli
+
+    grafana_cli.add_commands(commands)
+    from otel_llm.report import cli as report_cli
+
+    report_cli.add_commands(commands)
     commands.add_parser(
         "demo",
         help="run the example agents end to end",
@@ -56,6 +65,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from otel_llm.collector import cli as collector_cli
 
         return collector_cli.main(args)
+    if args.command == "grafana":
+        from otel_llm.grafana import cli as grafana_cli
+
+        return grafana_cli.main(args)
+    if args.command == "report":
+        from otel_llm.report import cli as report_cli
+
+        return report_cli.main(args)
     if args.command == "demo":
         from otel_llm import demo
 

@@ -9,6 +9,7 @@ per model call and one per task, read back from the collector's storage.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import subprocess
@@ -250,6 +251,7 @@ def main() -> int:
     from otel_llm.policy import BudgetConfig
     from otel_llm.sim import Simulator
 
+    started = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
     with tempfile.TemporaryDirectory(prefix="otel-llm-demo-") as workdir:
         config = parse_config(
             {
@@ -292,6 +294,7 @@ def main() -> int:
                 script: stored_spans(collector.storage.backend, f"otel-llm-{script.stem}")
                 for script in (QUICKSTART, *AGENTS)
             }
+            report = _report(collector.storage.backend, started)
 
     print(f"\nModel calls of {QUICKSTART.name}, one row per stored span:\n")
     print(call_table(spans[QUICKSTART]))
@@ -301,7 +304,41 @@ def main() -> int:
         for line in outputs[agent].splitlines():
             if "stopped:" in line:
                 print(f"  {line.strip()}")
+    if report is not None:
+        data, where = report
+        print()
+        _print_report(data)
+        print(where)
+    print(COMPOSE_HINT)
     return 0
+
+
+COMPOSE_HINT = """
+The same picture in Grafana, with ClickHouse, the collector and Alertmanager:
+  docker compose up -d --build            # Grafana on http://localhost:3000, dashboards in "otel-llm"
+  OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 opentelemetry-instrument python your_agent.py
+  otel-llm report --since 24h --html report.html     # without Grafana (--clickhouse-url for the server)
+"""
+
+
+def _report(backend: Backend, started: dt.datetime) -> tuple[Any, str] | None:
+    """The report of this run from the collector's store, and the line saying where its
+    HTML page is (written under ``.otel-llm/``); None without the report extra."""
+    try:
+        from otel_llm.report.data import collect
+        from otel_llm.report.html import write_html
+    except ImportError as exc:  # otel-llm installed without the [report] extra
+        print(f"(no report: {exc.name} is not installed; pip install 'otel-llm[report]')")
+        return None
+    data = collect(backend, started, dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1))
+    path = write_html(data, Path(".otel-llm") / "report.html")
+    return data, f"\nHTML report (opens offline): {path.resolve()}"
+
+
+def _print_report(data: Any) -> None:
+    from otel_llm.report.terminal import print_report
+
+    print_report(data)
 
 
 if __name__ == "__main__":

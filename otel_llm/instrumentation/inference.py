@@ -156,6 +156,9 @@ class InferenceRequest:
     """Rough input tokens, for the guard's ``reserve`` check; a callable is evaluated only
     when some task reserves against ``max_usd`` (it may walk the whole history)."""
     prefix_hash: str | None = None
+    request_hash: str | None = None
+    """Digest of everything that decides the answer (repeated requests: exact-cache
+    opportunities); never the content itself."""
     attributes: dict[str, AttributeValue] = field(default_factory=dict)
     """Further request attributes (temperature, content when captured, ...)."""
     admit: bool = True
@@ -263,6 +266,8 @@ class InferenceCall:
                 out[server_attributes.SERVER_PORT] = request.server_port
         if request.prefix_hash:
             out[attrs.PROMPT_PREFIX_HASH] = request.prefix_hash
+        if request.request_hash:
+            out[attrs.PROMPT_REQUEST_HASH] = request.request_hash
         if self._task_call is not None:
             out.update(self._task_call.span_attributes)
         out.update(request.attributes)

@@ -82,6 +82,7 @@ DEFAULTS: dict[str, Any] = {
     "version_a": "",
     "version_b": "",
     "baseline_s": 0,
+    "task_id": "",
 }
 
 SEVEN_DAYS_S = 7 * 24 * 3600

@@ -43,7 +43,7 @@ from otel_llm.instrumentation.inference import (
     prefix_hash,
 )
 from otel_llm.instrumentation.patching import Wrapper
-from otel_llm.instrumentation.requests import Digests
+from otel_llm.instrumentation.requests import Digests, RequestDigests
 from otel_llm.instrumentation.streams import AsyncStream, StreamAccumulator, SyncStream
 from otel_llm.usage import Usage
 
@@ -106,6 +106,7 @@ def _tools_digest(tools: Sequence[Any]) -> tuple[str, int]:
 # Long strings and tool lists digested once: a prompt's cacheable prefix is hashed without
 # serialising its long texts on every call.
 _digests = Digests()
+_request_digests = RequestDigests()
 
 
 def _compact(value: Any, depth: int = 0) -> Any:
@@ -245,6 +246,7 @@ def describe(
         server_port=url.port or (443 if url.scheme == "https" else 80),
         input_estimate=estimate,
         prefix_hash=prefix_hash(parts),
+        request_hash=_request_digests.of_request(kwargs, "messages"),
         attributes=_input_content(kwargs) if telemetry.capture_content else {},
     )
 

@@ -54,6 +54,7 @@ from otel_llm.instrumentation.openai.accumulators import (
     record_response,
 )
 from otel_llm.instrumentation.patching import Wrapper
+from otel_llm.instrumentation.requests import RequestDigests
 from otel_llm.instrumentation.streams import AsyncStream, StreamAccumulator, SyncStream
 from otel_llm.usage import Usage
 
@@ -73,6 +74,9 @@ _ledger = ResponseLedger()
 
 Record = Callable[[InferenceCall, Any], None]
 NewAccumulator = Callable[[], StreamAccumulator]
+
+# Per provider: what an item of a conversation digests to (otel_llm.prompt.request_hash).
+_request_digests = RequestDigests()
 
 
 def reset_ledger() -> None:
@@ -143,6 +147,7 @@ def _request(
     prefix: str | None,
     attributes: dict[str, Any],
     admit: bool = True,
+    request_hash: str | None = None,
 ) -> InferenceRequest:
     client = instance._client
     host, port = _server(client)
@@ -158,6 +163,7 @@ def _request(
         # budget: the guard calls this then, and only then.
         input_estimate=(lambda: chars() // 4) if callable(chars) else chars // 4,
         prefix_hash=prefix,
+        request_hash=request_hash,
         attributes=attributes,
         admit=admit,
     )
@@ -193,6 +199,7 @@ def _chat_request(telemetry: Telemetry, instance: Any, kwargs: dict[str, Any]) -
         chars=lambda: messages.chat_chars(msgs),
         prefix=messages.chat_prefix_hash(msgs, kwargs.get("tools")),
         attributes=attributes,
+        request_hash=_request_digests.of_request(kwargs, "messages"),
     )
 
 
@@ -222,6 +229,7 @@ def _responses_request(telemetry: Telemetry, instance: Any, kwargs: dict[str, An
         chars=chars,
         prefix=messages.responses_prefix_hash(instructions, input_, kwargs.get("tools")),
         attributes=attributes,
+        request_hash=_request_digests.of_request(kwargs, "input"),
     )
 
 

@@ -1,6 +1,7 @@
 -- Every task with calls in the window, newest first: the per-task table. Outcome and
 -- duration come from the task span when one arrived (otel_llm.tasks), else the
--- duration is first call start to last call end.
+-- duration is first call start to last call end. ${task_id} ('' = every task) picks one
+-- task: the collector's alert links open this table on the task they name.
 SELECT
     c.task_id AS task_id,
     c.trace_id AS trace_id,
@@ -33,6 +34,7 @@ FROM
     AND $__conditionalAll(response_model IN (${model:singlequote}), $model)
     AND $__conditionalAll(task_name IN (${task_name:singlequote}), $task_name)
     AND $__conditionalAll(service_version IN (${version:singlequote}), $version)
+        AND (${task_id:singlequote} = '' OR task_id = ${task_id:singlequote})
     GROUP BY task_id
     ORDER BY started DESC, task_id
     LIMIT ${limit}
