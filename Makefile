@@ -49,11 +49,8 @@ $(BENCH_STAMP): pyproject.toml bench/requirements.txt
 bench: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python bench/overhead.py
 	$(BENCH_VENV)/bin/python bench/storage.py
-<<<<<<< HEAD
 	$(BENCH_VENV)/bin/python bench/collector.py
-=======
 	$(BENCH_VENV)/bin/python bench/startup.py
->>>>>>> main
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache .ruff_cache

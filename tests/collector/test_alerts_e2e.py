@@ -4,6 +4,8 @@ the same state directory does not send them again."""
 
 from __future__ import annotations
 
+import json
+import shutil
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -22,6 +24,19 @@ LIMIT_USD = 0.0001
 def receiver() -> Iterator[Receiver]:
     with Receiver() as running:
         yield running
+
+
+def scrape(url: str) -> dict[str, float]:
+    """The collector's ``/metrics``, sample (name with labels) to value."""
+    with urllib.request.urlopen(f"{url}/metrics", timeout=10) as response:
+        assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        text = response.read().decode()
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    return samples
 
 
 def post_spans(url: str, *spans, **resource: str) -> None:
@@ -77,12 +92,32 @@ def test_collector_sends_a_warning_and_a_kill_once_across_a_restart(
         post_spans(collector.http_url, call("task-a"))
         post_spans(collector.http_url, call("task-b"), call("task-b"), call("task-b"))
         (_, _, other) = receiver.wait_for("/hook", 3)
+        metrics = scrape(collector.http_url)
+    # The restarted collector's own counters, on its /metrics.
+    assert metrics['otel_llm_collector_sent_alerts_total{target="webhook"}'] == 1.0
+    assert metrics['otel_llm_collector_failed_alerts_total{target="webhook"}'] == 0.0
     assert (other.body["kind"], other.body["task"]["id"]) == ("warn", "task-b")
     assert [(r.body["kind"], r.body["task"]["id"]) for r in receiver.requests("/hook")] == [
         ("warn", "task-a"),
         ("kill", "task-a"),
         ("warn", "task-b"),
     ]
+
+    # Even a collector whose budget state is gone (only the alerts' memory is left) does
+    # not repeat an alert: task-a crosses both thresholds again, nobody is told twice.
+    state = tmp_path / "state"
+    for path in state.iterdir():
+        if path.name != "alerts":
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    with running_collector(tmp_path, policy, **sections) as collector:
+        for _ in range(5):
+            post_spans(collector.http_url, call("task-a"))
+        with urllib.request.urlopen(f"{collector.http_url}/v1/tasks/task-a", timeout=10) as response:
+            assert json.load(response)["state"] == "killed"
+        metrics = scrape(collector.http_url)
+    assert metrics["otel_llm_collector_deduplicated_alerts_total"] == 2.0
+    assert metrics['otel_llm_collector_sent_alerts_total{target="webhook"}'] == 0.0
+    assert len(receiver.requests("/hook")) == 3
 
 
 def test_a_tenant_window_budget_warns_once_and_is_exceeded_once(receiver: Receiver, tmp_path: Path) -> None:
