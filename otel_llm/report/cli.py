@@ -74,6 +74,13 @@ def main(args: argparse.Namespace) -> int:
                 data = collect(backend, end - since, end, service=args.service, compare=compare)
         except StorageError as exc:
             print(f"otel-llm report: {exc}", file=sys.stderr)
+            if not args.clickhouse_url and not args.sample:
+                # chDB locks its directory: a running embedded collector keeps others out.
+                hint = (
+                    "otel-llm report: if a running collector holds this embedded store, stop it first, "
+                    "or run the collector on a ClickHouse server and pass --clickhouse-url"
+                )
+                print(hint, file=sys.stderr)
             return 1
         print_report(data)
         html = args.html or (Path(scratch) / "report.html" if args.screenshot else None)

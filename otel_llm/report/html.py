@@ -50,7 +50,9 @@ def _charts(data: ReportData) -> dict[str, str]:
     if cache:
         fig = go.Figure()
         times = [r["time"] for r in cache]
-        fig.add_scatter(x=times, y=[r["cache_hit_ratio"] for r in cache], name="hit ratio", mode="lines")
+        fig.add_scatter(
+            x=times, y=[r["cache_hit_ratio"] for r in cache], name="hit ratio", mode="lines+markers"
+        )
         fig.update_layout(yaxis_tickformat=".0%", yaxis_range=[0, 1])
         out["cache"] = _chart(fig, "chart-cache", "Prompt-cache hit ratio")
     latency = data.results["latency_over_time"]
@@ -59,10 +61,10 @@ def _charts(data: ReportData) -> dict[str, str]:
         for key, name in (("ttft_p50_seconds", "TTFT p50"), ("ttft_p95_seconds", "TTFT p95"),
                           ("ttft_p99_seconds", "TTFT p99")):  # fmt: skip
             fig.add_scatter(
-                x=[r["time"] for r in latency], y=[r[key] for r in latency], name=name, mode="lines"
+                x=[r["time"] for r in latency], y=[r[key] for r in latency], name=name, mode="lines+markers"
             )
         slo = [r["ttft_slo_seconds"] for r in latency]
-        fig.add_scatter(x=[r["time"] for r in latency], y=slo, name="SLO", mode="lines",
+        fig.add_scatter(x=[r["time"] for r in latency], y=slo, name="SLO", mode="lines+markers",
                         line={"dash": "dash", "color": "#c94f6d"})  # fmt: skip
         fig.update_layout(yaxis_ticksuffix=" s")
         out["latency"] = _chart(fig, "chart-latency", "Time to first token")

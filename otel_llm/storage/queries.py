@@ -18,6 +18,10 @@ default is an error naming it.
 Every query reads ``llm_calls FINAL``, so a model call described by several spans
 (schema 0005) counts once; per-task figures are summed from those calls, and the
 ``tasks`` table gives only what task spans know (outcome, duration, budget state).
+They set ``do_not_merge_across_partitions_select_final = 1``: FINAL then works one day
+partition at a time (several times faster over a month), so the spans of one call fold
+when they fall on the same UTC day, as spans milliseconds apart do unless they straddle
+midnight (such a call counts twice; run without the setting to fold those too).
 
 =========================  ============  ==================================================
 name                       panel         answers

@@ -8,3 +8,4 @@ SELECT round(
 FROM llm_calls FINAL
 WHERE timestamp >= $__fromTime - INTERVAL 7 DAY AND timestamp <= $__toTime
     AND $__conditionalAll(service_name IN (${service:singlequote}), $service)
+SETTINGS do_not_merge_across_partitions_select_final = 1

@@ -9,3 +9,4 @@ FROM
         AND $__conditionalAll(service_name IN (${service:singlequote}), $service)
     GROUP BY task_id
 )
+SETTINGS do_not_merge_across_partitions_select_final = 1

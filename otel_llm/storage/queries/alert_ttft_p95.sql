@@ -6,3 +6,4 @@ WHERE $__timeFilter(timestamp) AND stream AND ttft_seconds IS NOT NULL
     AND $__conditionalAll(service_name IN (${service:singlequote}), $service)
 GROUP BY model
 ORDER BY model
+SETTINGS do_not_merge_across_partitions_select_final = 1

@@ -9,3 +9,4 @@ WHERE $__timeFilter(timestamp)
     AND $__conditionalAll(task_name IN (${task_name:singlequote}), $task_name)
 GROUP BY time, kind
 ORDER BY time, kind
+SETTINGS do_not_merge_across_partitions_select_final = 1

@@ -60,3 +60,4 @@ FROM
 )
 ORDER BY cache_savings_usd DESC, calls DESC, prefix_hash
 LIMIT ${limit}
+SETTINGS do_not_merge_across_partitions_select_final = 1

@@ -17,3 +17,4 @@ WHERE $__timeFilter(timestamp)
     AND prefix_hash != '' AND cache_read_input_tokens = 0
 GROUP BY reason
 ORDER BY calls DESC, reason
+SETTINGS do_not_merge_across_partitions_select_final = 1

@@ -113,3 +113,4 @@ FROM
     ) AS t
 )
 ARRAY JOIN metric_names AS metric, a_values AS a_, b_values AS b_
+SETTINGS do_not_merge_across_partitions_select_final = 1

@@ -19,3 +19,4 @@ WHERE $__timeFilter(timestamp)
     AND iteration > 0
 GROUP BY iteration
 ORDER BY iteration
+SETTINGS do_not_merge_across_partitions_select_final = 1

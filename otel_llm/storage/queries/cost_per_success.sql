@@ -32,3 +32,4 @@ FROM
 )
 GROUP BY final_model
 ORDER BY tasks DESC, final_model
+SETTINGS do_not_merge_across_partitions_select_final = 1

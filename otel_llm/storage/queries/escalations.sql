@@ -38,3 +38,4 @@ FROM
     )
     WINDOW w AS (PARTITION BY task_id ORDER BY timestamp, span_id ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
 )
+SETTINGS do_not_merge_across_partitions_select_final = 1

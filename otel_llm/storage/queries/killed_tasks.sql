@@ -40,3 +40,4 @@ LEFT JOIN
 ) AS c ON c.task_id = k.task_id
 ORDER BY killed_at DESC, task_id
 LIMIT ${limit}
+SETTINGS do_not_merge_across_partitions_select_final = 1

@@ -24,3 +24,4 @@ FROM
 )
 GROUP BY time
 ORDER BY time
+SETTINGS do_not_merge_across_partitions_select_final = 1

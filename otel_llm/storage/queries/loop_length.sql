@@ -17,3 +17,4 @@ FROM
 )
 GROUP BY calls
 ORDER BY calls
+SETTINGS do_not_merge_across_partitions_select_final = 1

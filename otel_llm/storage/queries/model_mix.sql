@@ -26,3 +26,4 @@ FROM
     GROUP BY provider, response_model
 )
 ORDER BY cost_usd DESC, calls DESC, provider, model
+SETTINGS do_not_merge_across_partitions_select_final = 1

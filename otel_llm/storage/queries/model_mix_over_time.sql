@@ -11,3 +11,4 @@ WHERE $__timeFilter(timestamp)
     AND $__conditionalAll(service_version IN (${version:singlequote}), $version)
 GROUP BY time, model
 ORDER BY time, model
+SETTINGS do_not_merge_across_partitions_select_final = 1

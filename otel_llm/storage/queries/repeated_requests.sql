@@ -30,3 +30,4 @@ GROUP BY request_hash
 HAVING repeats > 0
 ORDER BY repeat_cost_usd DESC, repeats DESC, request_hash
 LIMIT ${limit}
+SETTINGS do_not_merge_across_partitions_select_final = 1

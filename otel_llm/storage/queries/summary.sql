@@ -17,3 +17,4 @@ WHERE $__timeFilter(timestamp)
     AND $__conditionalAll(response_model IN (${model:singlequote}), $model)
     AND $__conditionalAll(task_name IN (${task_name:singlequote}), $task_name)
     AND $__conditionalAll(service_version IN (${version:singlequote}), $version)
+SETTINGS do_not_merge_across_partitions_select_final = 1

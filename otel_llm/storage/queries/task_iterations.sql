@@ -17,3 +17,4 @@ FROM
     AND $__conditionalAll(service_version IN (${version:singlequote}), $version)
     GROUP BY task_id
 )
+SETTINGS do_not_merge_across_partitions_select_final = 1

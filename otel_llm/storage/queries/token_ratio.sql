@@ -26,3 +26,4 @@ FROM
     GROUP BY GROUPING SETS ((provider, response_model), ())
 )
 ORDER BY provider = '' AND model = '', input_tokens DESC, provider, model
+SETTINGS do_not_merge_across_partitions_select_final = 1

@@ -40,3 +40,4 @@ LEFT JOIN
     GROUP BY task_id
 ) AS t ON t.task_id = c.task_id
 ORDER BY cost_usd DESC, task_id
+SETTINGS do_not_merge_across_partitions_select_final = 1

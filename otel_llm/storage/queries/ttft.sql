@@ -17,3 +17,4 @@ WHERE $__timeFilter(timestamp)
     AND stream AND ttft_seconds IS NOT NULL
 GROUP BY provider, response_model
 ORDER BY streams DESC, provider, model
+SETTINGS do_not_merge_across_partitions_select_final = 1
