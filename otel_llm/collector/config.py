@@ -333,4 +333,4 @@ def load_config(path: str | os.PathLike[str] | None) -> Config:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         raise ConfigError(f"{source}: not valid YAML{at}: {getattr(exc, 'problem', None) or exc}") from None
-    return parse_config(data, Path(source).name)
+    return parse_config(data, source)

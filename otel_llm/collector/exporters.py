@@ -61,12 +61,12 @@ class OtlpForwarder:
         self.config = config
         self._queue: queue.Queue[tuple[str, bytes] | None] = queue.Queue(config.queue_size)
         self.stats = {"forwarded": 0, "failed": 0, "dropped": 0}
-
-    def queued(self) -> int:
-        return self._queue.qsize()
         self._failed_logged = False
         self._thread = threading.Thread(target=self._run, name="otel-llm-forward", daemon=True)
         self._thread.start()
+
+    def queued(self) -> int:
+        return self._queue.qsize()
 
     def send(self, signal: str, body: bytes) -> None:
         if signal not in self.config.signals:

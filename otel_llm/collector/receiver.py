@@ -11,10 +11,10 @@ decompression: inflating stops at the limit, so a gzip bomb costs nothing), 415
 full or too many requests in flight).
 
 gRPC (``TraceService``, ``MetricsService``, ``LogsService`` from ``opentelemetry-proto``):
-gzip is negotiated by grpcio; a message over the limit is RESOURCE_EXHAUSTED; a bad
-token UNAUTHENTICATED; shedding load is UNAVAILABLE with a ``google.rpc.RetryInfo`` in
-``grpc-status-details-bin`` (and in ``google.rpc.retryinfo-bin``, where the Python OTLP
-exporter reads it).
+gzip is negotiated by grpcio; a message over the limit is RESOURCE_EXHAUSTED; a malformed
+one INVALID_ARGUMENT with the reason; a bad token UNAUTHENTICATED; shedding load is
+UNAVAILABLE with a ``google.rpc.RetryInfo`` in ``grpc-status-details-bin`` (and in
+``google.rpc.retryinfo-bin``, where the Python OTLP exporter reads it).
 
 Both hand decoded requests to :class:`Ingest` (implemented by the service).
 """
@@ -36,9 +36,9 @@ from google.protobuf import duration_pb2, json_format
 from google.protobuf.any_pb2 import Any as AnyMessage
 from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
-from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc
-from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from otel_llm.collector.config import OtlpReceiverConfig
 from otel_llm.collector.otlp import RESPONSES, BodyTooLarge, OtlpDecodeError, Signal, decode, read_body
@@ -189,7 +189,11 @@ def _retry_metadata(seconds: int) -> tuple[tuple[str, bytes], ...]:
     )
 
 
-class _Servicer:
+class _Export:
+    """The ``Export`` method of one OTLP service. Requests arrive as bytes and are
+    decoded here, so a malformed one is INVALID_ARGUMENT with a message (grpcio's own
+    deserializer would answer INTERNAL), and the bytes can be forwarded as they came."""
+
     def __init__(
         self,
         signal: Signal,
@@ -204,31 +208,27 @@ class _Servicer:
         self.retry_after = retry_after
         self.on_error = on_error
 
-    def Export(self, request: Message, context: grpc.ServicerContext) -> Message:
+    def __call__(self, body: bytes, context: grpc.ServicerContext) -> Message:
         if self.token is not None:
             header = dict(context.invocation_metadata()).get("authorization")
             if not check_token(self.token, header):
-                if self.on_error is not None:
-                    self.on_error(self.signal, 401)
+                self._refused(401)
                 context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
         try:
-            result = self.ingest.export(self.signal, request, None, "grpc")
+            message = decode(self.signal, body)
+        except OtlpDecodeError as exc:
+            self._refused(400)
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        try:
+            result = self.ingest.export(self.signal, message, body, "grpc")
         except Overloaded as exc:
             context.set_trailing_metadata(_retry_metadata(self.retry_after))
             context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
         return response_message(self.signal, result)
 
-
-class _TraceServicer(_Servicer, trace_service_pb2_grpc.TraceServiceServicer):
-    pass
-
-
-class _MetricsServicer(_Servicer, metrics_service_pb2_grpc.MetricsServiceServicer):
-    pass
-
-
-class _LogsServicer(_Servicer, logs_service_pb2_grpc.LogsServiceServicer):
-    pass
+    def _refused(self, status: int) -> None:
+        if self.on_error is not None:
+            self.on_error(self.signal, status)
 
 
 def start_grpc(
@@ -237,7 +237,9 @@ def start_grpc(
     token: str | None,
     on_error: Callable[[str, int], None] | None = None,
 ) -> tuple[grpc.Server, int]:
-    """Start the gRPC server; returns it and the port it bound (``:0`` picks a free one)."""
+    """Start the gRPC server (``TraceService``, ``MetricsService``, ``LogsService``, named
+    by the opentelemetry-proto service descriptors); returns it and the bound port
+    (``:0`` picks a free one)."""
     options = [
         ("grpc.max_receive_message_length", config.max_request_bytes),
         ("grpc.max_send_message_length", 4 * 1024 * 1024),
@@ -246,17 +248,25 @@ def start_grpc(
     server = grpc.server(
         ThreadPoolExecutor(config.grpc_workers, thread_name_prefix="otel-llm-grpc"), options=options
     )
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(
-        _TraceServicer("traces", ingest, token, config.retry_after, on_error), server
+    services = (
+        ("traces", trace_service_pb2.DESCRIPTOR.services_by_name["TraceService"]),
+        ("metrics", metrics_service_pb2.DESCRIPTOR.services_by_name["MetricsService"]),
+        ("logs", logs_service_pb2.DESCRIPTOR.services_by_name["LogsService"]),
     )
-    metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(
-        _MetricsServicer("metrics", ingest, token, config.retry_after, on_error), server
-    )
-    logs_service_pb2_grpc.add_LogsServiceServicer_to_server(
-        _LogsServicer("logs", ingest, token, config.retry_after, on_error), server
-    )
+    handlers = []
+    for signal, service in services:
+        export = _Export(signal, ingest, token, config.retry_after, on_error)
+        method = grpc.unary_unary_rpc_method_handler(
+            export, request_deserializer=None, response_serializer=_serialize
+        )
+        handlers.append(grpc.method_handlers_generic_handler(service.full_name, {"Export": method}))
+    server.add_generic_rpc_handlers(handlers)
     port = server.add_insecure_port(config.grpc.endpoint)
     if port == 0:
         raise OSError(f"cannot listen for OTLP/gRPC on {config.grpc.endpoint}")
     server.start()
     return server, port
+
+
+def _serialize(message: Message) -> bytes:
+    return message.SerializeToString()

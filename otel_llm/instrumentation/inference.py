@@ -360,9 +360,11 @@ class InferenceCall:
 
     # -- the end ---------------------------------------------------------------------
 
-    def end(self, error: BaseException | None = None) -> None:
+    def end(self, error: BaseException | None = None, *, sent: bool | None = None) -> None:
         """End the call exactly once: price it, close its span, record its metrics and
-        account it to its task. Later calls do nothing."""
+        account it to its task. Later calls do nothing. ``sent``: whether the request
+        left the process, when the instrumentation knows; ``None`` lets :func:`never_sent`
+        decide from ``error``."""
         try:
             # list.pop is atomic: of two threads (or a close racing the stream's
             # finalizer) exactly one gets past here.
@@ -371,7 +373,11 @@ class InferenceCall:
             return
         if self._nested:
             return
-        if error is not None and not self._received and self._ttft is None and never_sent(error):
+        if (
+            error is not None
+            and sent is not True
+            and (sent is False or (not self._received and self._ttft is None and never_sent(error)))
+        ):
             self._end_unsent(error)
             return
         duration = time.perf_counter() - self._start

@@ -5,6 +5,7 @@ provider simulator: budgets across processes, kills reaching both, foreign spans
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 
 import pytest
@@ -34,6 +35,7 @@ def test_runaway_task_over_two_processes_is_killed_and_both_next_calls_raise(tmp
         kills = get_json(collector.http_url + "/v1/kills")["kills"]
         served = sim.request_count
         collector.storage.spans.flush()
+        collector.storage.events.flush()
         calls = collector.storage.backend.query(
             "SELECT service_name, count() AS n, sum(input_tokens) AS input, sum(cost_usd) AS cost"
             " FROM llm_calls WHERE task_id = 'shared-runaway' GROUP BY service_name ORDER BY service_name"
@@ -160,3 +162,37 @@ def test_default_instrument_setup_exports_metrics_and_logs_without_errors(tmp_pa
     assert lines[-1] == "DONE"
     assert "Failed to export" not in err
     assert 'otel_llm_collector_received_items_total{protocol="http",signal="metrics"}' in metrics
+
+
+def test_the_subscriber_reconnects_when_the_collector_comes_up_later(tmp_path):
+    from support.otlp import free_port
+
+    port = free_port()
+    policy = {"policies": [{"name": "cap", "per_task": {"max_iterations": 4}}]}
+    with Simulator() as sim:
+
+        class Later:  # where the collector will be
+            http_url = f"http://127.0.0.1:{port}"
+
+        env = agent_env(
+            Later,
+            sim,
+            service="early",
+            protocol="http",
+            LOOP_CALLS="80",
+            LOOP_PAUSE="0.2",
+            BAGGAGE="otel_llm.task.id=early-task",
+            OTEL_BSP_SCHEDULE_DELAY="100",
+        )
+        agent = start(env)
+        time.sleep(2.0)  # the agent runs, its subscriber backs off, its exports fail
+        receivers = {"otlp": {"grpc": {"endpoint": "127.0.0.1:0"}, "http": {"endpoint": f"127.0.0.1:{port}"}}}
+        with running_collector(tmp_path, policy, receivers=receivers) as collector:
+            lines, err = finish(agent)
+            task = get_json(collector.http_url + "/v1/tasks/early-task")
+    assert lines[-1].startswith("REFUSED "), lines
+    assert "made 4 model calls of max_iterations 4" in lines[-1]
+    assert "DONE" not in lines
+    assert task["state"] == "killed"
+    # The outage was logged once; the refusal above shows the subscriber reconnected.
+    assert err.count(f"cannot follow the kills of the otel-llm collector at http://127.0.0.1:{port}") == 1

@@ -11,11 +11,13 @@ import random
 import time
 from urllib.parse import urlsplit
 
+import grpc
 from google.protobuf import json_format
 from support.otlp import call, request, running_collector
 
 PROTOBUF_RUNS = 2500
 JSON_RUNS = 1500
+GRPC_RUNS = 800
 
 
 def _mutate(data: bytes, rng: random.Random) -> bytes:
@@ -97,3 +99,21 @@ def test_corrupted_protobuf_and_json_never_give_5xx(tmp_path):
     assert statuses.get(400, 0) > 1000  # most corruptions are caught...
     assert statuses.get(200, 0) > 100  # ...some still parse (a flipped byte inside a string)
     assert elapsed < 60, f"fuzz run took {elapsed:.1f} s"
+
+
+def test_corrupted_grpc_requests_are_invalid_argument_never_internal(tmp_path):
+    rng = random.Random(4317)
+    proto = request(*[call(f"g-{i}", response_id=f"g{i}") for i in range(5)]).SerializeToString()
+    codes: dict[str, int] = {}
+    with running_collector(tmp_path) as collector, grpc.insecure_channel(collector.grpc_endpoint) as channel:
+        export = channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export")
+        for _ in range(GRPC_RUNS):
+            try:
+                export(_mutate(proto, rng), timeout=10)
+                code = "OK"
+            except grpc.RpcError as exc:
+                code = exc.code().name
+            codes[code] = codes.get(code, 0) + 1
+        export(proto, timeout=10)  # still serving
+    assert set(codes) <= {"OK", "INVALID_ARGUMENT"}, codes
+    assert codes.get("INVALID_ARGUMENT", 0) > GRPC_RUNS // 3

@@ -237,6 +237,15 @@ def test_grpc_traces_metrics_and_logs(collector):
     assert get_json(collector.http_url + "/v1/tasks/t-grpc")["iterations"] == 1
 
 
+def test_malformed_grpc_request_is_invalid_argument_saying_why(collector):
+    with grpc.insecure_channel(collector.grpc_endpoint) as channel, pytest.raises(grpc.RpcError) as caught:
+        channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export")(
+            b"\xff\xff", timeout=10
+        )
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "not a protobuf ExportTraceServiceRequest" in caught.value.details()
+
+
 def test_grpc_message_over_the_limit_is_resource_exhausted(tmp_path):
     with running_collector(
         tmp_path,

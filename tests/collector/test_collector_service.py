@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import urllib.request
 
 import pytest
@@ -127,3 +128,27 @@ def test_the_example_config_is_valid_and_spells_out_the_defaults(path):
     assert example.state == defaults.state
     assert example.processors.budget.max_active_tasks == defaults.processors.budget.max_active_tasks
     assert example.processors.budget.policy_file == "collector/policy.example.yaml"
+
+
+def test_otlp_forward_sends_traces_metrics_and_logs_downstream(tmp_path):
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+    from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
+
+    no_storage = {"exporters": {"storage": False}}
+    with running_collector(tmp_path / "down", None, **no_storage) as downstream:
+        forward = {"exporters": {"storage": False, "otlp": {"endpoint": downstream.http_url}}}
+        with running_collector(tmp_path / "up", None, **forward) as upstream:
+            post(upstream.http_url + "/v1/traces", request(call("fwd"), call("fwd")).SerializeToString())
+            logs = ExportLogsServiceRequest(
+                resource_logs=[
+                    ResourceLogs(scope_logs=[ScopeLogs(log_records=[LogRecord(severity_number=9)] * 3)])
+                ]
+            )
+            post(upstream.http_url + "/v1/logs", logs.SerializeToString())
+            deadline = time.monotonic() + 10
+            while upstream.forwarder.stats["forwarded"] < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert upstream.forwarder.stats == {"forwarded": 2, "failed": 0, "dropped": 0}
+        assert downstream.processor.task("fwd")["iterations"] == 2
+        text = downstream.metrics()[0].decode()
+    assert metric(text, 'otel_llm_collector_received_items_total{protocol="http",signal="logs"}') == 3

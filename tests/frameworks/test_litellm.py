@@ -52,11 +52,17 @@ ORDER = [
     "budget-router-1",
     "metered-stream",
     "embed-float",  # through the OpenAI SDK's embeddings resource, instrumented as well
+    "after-typo",  # the call after one LiteLLM refused before sending (no span of a call)
 ]
 
 
+def sent(run: Run) -> list:
+    """The spans of calls that were sent (not LiteLLM's own refusals)."""
+    return [s for s in run.calls() if s.attributes.get(attrs.CALL_SENT) is not False]
+
+
 def test_every_litellm_call_is_one_span_and_one_request(run):
-    spans = run.calls()
+    spans = sent(run)
     assert len(spans) == len(ORDER), [s.name for s in spans]
     model_requests = [r for r in run.requests if r.method == "POST"]
     assert len(model_requests) == len(ORDER)
@@ -71,13 +77,13 @@ def test_every_litellm_call_is_one_span_and_one_request(run):
         "chat claude-haiku-4-5",
     ]
     assert spans[5].name == "embeddings text-embedding-3-small"
-    float_embedding = spans[-1].attributes
+    float_embedding = spans[ORDER.index("embed-float")].attributes
     assert float_embedding[gen_ai.GEN_AI_REQUEST_ENCODING_FORMATS] == ["float"]
     assert float_embedding[INPUT] == count_tokens("embed-float one")
 
 
 def test_openai_and_anthropic_usage_is_what_the_simulator_served(run):
-    spans = run.calls()
+    spans = sent(run)
     sync_openai = spans[0].attributes
     assert sync_openai[INPUT] == count_tokens("sync-openai hello")
     assert sync_openai[OUTPUT] == DEFAULT_OUTPUT
@@ -92,7 +98,7 @@ def test_openai_and_anthropic_usage_is_what_the_simulator_served(run):
 
 
 def test_anthropic_cache_write_then_read_through_litellm_is_priced(run):
-    first, second = (s.attributes for s in run.calls()[1:3])
+    first, second = (s.attributes for s in sent(run)[1:3])
     prefix = count_tokens(SYSTEM)
     assert first[gen_ai.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] == prefix
     assert first[INPUT] == prefix + count_tokens("sync-anthropic-1 hello")
@@ -105,7 +111,7 @@ def test_anthropic_cache_write_then_read_through_litellm_is_priced(run):
 
 
 def test_streams_carry_usage_or_an_estimate_never_nothing(run):
-    spans = run.calls()
+    spans = sent(run)
     openai_stream = spans[3].attributes
     # No include_usage and no limit: the output seen (20 tokens of 4 characters) plus the
     # input estimate, marked as an estimate and priced.
@@ -129,7 +135,7 @@ def test_streams_carry_usage_or_an_estimate_never_nothing(run):
 
 
 def test_router_fallback_is_two_calls_the_first_failed(run):
-    failed, fallback = run.calls()[11:13]
+    failed, fallback = sent(run)[11:13]
     assert failed.name == "chat gpt-4o-mini"
     assert failed.status_code == 2  # STATUS_CODE_ERROR
     assert failed.attributes["error.type"] == "InternalServerError"
@@ -156,7 +162,7 @@ def test_under_a_dollar_limit_stream_usage_is_asked_for_and_hidden(run):
     (request,) = run.served("metered-stream")
     assert request.body["stream_options"] == {"include_usage": True}
     assert run.out["metered_usage_chunks"] == 0
-    span = run.calls()[15].attributes
+    span = sent(run)[15].attributes
     assert "otel_llm.usage.estimated" not in span
     assert span[INPUT] == count_tokens("metered-stream hello")
     assert span[OUTPUT] == DEFAULT_OUTPUT
@@ -169,3 +175,15 @@ def test_no_secret_reaches_a_span(run):
         for value in span.attributes.values():
             assert "sk-simulator" not in str(value)
             assert "sk-ant-simulator" not in str(value)
+
+
+def test_a_call_litellm_refuses_before_sending_is_no_model_call(run):
+    assert run.out["never_sent"] == "refused by litellm"
+    assert run.served("never-sent") == []
+    # The task's one allowed call went to the real request after it.
+    assert run.out["typo_iterations"] == 1
+    assert len(run.served("after-typo")) == 1
+    (refused,) = [s for s in run.calls() if s.attributes.get(attrs.CALL_SENT) is False]
+    assert refused.status_code == 0  # STATUS_CODE_UNSET: not an error of a model call
+    assert "error.type" not in refused.attributes
+    assert [name for name, _ in refused.events] == ["exception"]

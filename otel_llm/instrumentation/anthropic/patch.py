@@ -321,6 +321,8 @@ def _content_event_classes() -> frozenset[type]:
     imported at the first stream, not with this module."""
     found: set[type] = set()
     for module, name in _CONTENT_EVENT_NAMES:
+        if name.endswith("StartEvent"):
+            continue  # one per block, read for the tool calls the model asks for
         try:
             cls = getattr(importlib.import_module(module), name, None)
         except ImportError:
@@ -340,12 +342,23 @@ class MessageAccumulator(StreamAccumulator):
     ``message_start`` alone.
     """
 
-    __slots__ = ("_capture", "_diagnostics", "_id", "_model", "_parts", "_stop_reason", "_usage", "skip")
+    __slots__ = (
+        "_capture",
+        "_diagnostics",
+        "_id",
+        "_model",
+        "_parts",
+        "_stop_reason",
+        "_tools",
+        "_usage",
+        "skip",
+    )
 
     def __init__(self, capture: bool = False) -> None:
         self._capture = capture
-        # Content block events matter only when content is captured.
+        # Content block deltas matter only when content is captured.
         self.skip = frozenset() if capture else _content_event_classes()
+        self._tools = 0
         self._usage: dict[str, Any] | None = None
         self._model: str | None = None
         self._id: str | None = None
@@ -373,8 +386,11 @@ class MessageAccumulator(StreamAccumulator):
                     value = getattr(delta, name, None)
                     if value is not None:
                         self._usage[name] = value
-        elif self._parts is not None:
-            self._add_content(kind, chunk)
+        else:
+            if kind == "content_block_start" and chunk.content_block.type == "tool_use":
+                self._tools += 1
+            if self._parts is not None:
+                self._add_content(kind, chunk)
 
     def _add_content(self, kind: str, chunk: Any) -> None:
         parts = self._parts
@@ -413,6 +429,7 @@ class MessageAccumulator(StreamAccumulator):
             finish_reasons=(self._stop_reason,) if self._stop_reason else None,
             usage=Usage.from_anthropic(self._usage) if self._usage is not None else None,
             attributes=attributes,
+            tool_calls=self._tools,
         )
 
     def _content(self) -> list[dict[str, Any]]:

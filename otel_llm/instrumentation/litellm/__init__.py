@@ -50,6 +50,11 @@ inside it to the LiteLLM span, so a call is counted once. A LiteLLM function tha
 calls from inside another (``completion_with_retries``, the Responses-to-chat bridge) is
 part of the outer call's span.
 
+A call LiteLLM refuses itself before sending anything (an unknown provider, a missing key:
+LiteLLM raises the OpenAI SDK's error classes with a placeholder request to ``litellm.ai``)
+is not a model call: its span says ``otel_llm.call.sent=false``, it is no iteration of its
+task and no error (see ``otel_llm.instrumentation.inference``).
+
 Content is recorded only with ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true``
 (or ``instrument(capture_content=True)``); API keys never are.
 """

@@ -233,6 +233,18 @@ def _finish(
     return result
 
 
+_PLACEHOLDER_HOST = "litellm.ai"
+
+
+def _refused_by_litellm(error: BaseException) -> bool:
+    """Whether LiteLLM raised ``error`` itself, before sending anything (an unknown
+    provider, a missing key, a parameter the provider does not take). LiteLLM maps those
+    to the OpenAI SDK's error classes with a placeholder request to ``https://litellm.ai``,
+    where a provider's own error carries the request that was sent."""
+    url = getattr(getattr(error, "request", None), "url", None)
+    return getattr(url, "host", None) == _PLACEHOLDER_HOST
+
+
 def _start(telemetry: Telemetry, request: InferenceRequest) -> InferenceCall:
     try:
         return telemetry.start(request)
@@ -291,7 +303,7 @@ def _factory(
                     with call.activated():
                         result = await wrapped(*args, **kwargs)
                 except BaseException as exc:
-                    call.end(exc)
+                    call.end(exc, sent=False if _refused_by_litellm(exc) else None)
                     raise
                 return _finish(call, result, record, accumulator, capture, hide, True)
 
@@ -309,7 +321,7 @@ def _factory(
                     with call.activated():
                         result = wrapped(*args, **kwargs)
                 except BaseException as exc:
-                    call.end(exc)
+                    call.end(exc, sent=False if _refused_by_litellm(exc) else None)
                     raise
                 return _finish(call, result, record, accumulator, capture, hide, False)
 

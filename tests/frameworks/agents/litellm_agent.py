@@ -104,6 +104,18 @@ def dollar_limit_stream() -> None:
     seen["metered_usage_chunks"] = chunks_without_choices(chunks)
 
 
+def never_sent() -> None:
+    # A typo in the provider: LiteLLM refuses the call before sending anything. It is no
+    # model call, so the one call this task may make is still there.
+    with otel_llm.task("typo", max_iterations=1) as task:
+        try:
+            litellm.completion(model="nosuchprovider/gpt-4o-mini", messages=user("never-sent hello"))
+        except litellm.BadRequestError:
+            seen["never_sent"] = "refused by litellm"
+        litellm.completion(model=OPENAI, messages=user("after-typo hello"))
+    seen["typo_iterations"] = task.summary().iterations
+
+
 def main() -> None:
     sync_calls()
     asyncio.run(async_calls())
@@ -115,6 +127,7 @@ def main() -> None:
     litellm.embedding(
         model="openai/text-embedding-3-small", input=["embed-float one"], encoding_format="float"
     )
+    never_sent()
     print(json.dumps(seen))
 
 
