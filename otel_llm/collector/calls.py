@@ -18,6 +18,7 @@ from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ge
 
 from otel_llm import attributes as attrs
 from otel_llm import pricing
+from otel_llm.numbers import finite_nonneg
 from otel_llm.pricing import Cost
 from otel_llm.storage.records import attribute_str
 from otel_llm.usage import Usage
@@ -117,14 +118,13 @@ def usage_of(attributes: Mapping[str, str]) -> Usage:
 
 
 def recorded_cost(attributes: Mapping[str, str]) -> float | None:
-    """The cost the instrumentation put on the span (``otel_llm.cost.usd``), if any."""
+    """The cost the instrumentation put on the span (``otel_llm.cost.usd``), if any and
+    believable: NaN, infinite or negative is no cost (the span is priced from its usage),
+    or it would switch off every dollar limit it is added to."""
     text = attributes.get(attrs.COST_USD)
     if not text:
         return None
-    try:
-        return float(text)
-    except ValueError:
-        return None
+    return finite_nonneg(text)
 
 
 def price_span(attributes: dict[str, str], usage: Usage, start_ns: int) -> Cost | None:

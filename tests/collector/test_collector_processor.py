@@ -238,3 +238,33 @@ def test_non_llm_spans_make_no_task():
     feed(processor, span("GET /", {"http.method": "GET"}, kind=2))
     assert processor.counts()["active_tasks"] == 0
     assert gen_ai.GEN_AI_USAGE_INPUT_TOKENS == "gen_ai.usage.input_tokens"
+
+
+@pytest.mark.parametrize("bad", ["NaN", "nan", "inf", "-Infinity", -1000.0, "1e400", "abc"])
+def test_a_recorded_cost_that_is_not_finite_and_non_negative_is_priced_from_usage(bad):
+    policy = {"policies": [{"name": "p", "per_task": {"max_usd": 2 * COST_100_10 * 0.999999}}]}
+    processor = make(policy)
+    feed(processor, call("t", 100, 10, **{"otel_llm.cost.usd": bad}))
+    task = processor.task("t")
+    assert task["cost_usd"] == pytest.approx(COST_100_10, rel=1e-12)
+    assert processor.stats["priced_spans"] == 1
+    # The dollar limit still holds: the second call spends it and the task is killed.
+    feed(processor, call("t", 100, 10))
+    killed = processor.task("t")["killed"]
+    assert (killed["limit"], killed["spent"]) == ("max_usd", pytest.approx(2 * COST_100_10, rel=1e-12))
+
+
+def test_a_nan_recorded_cost_does_not_switch_off_a_window_budget():
+    policy = {
+        "policies": [
+            {"name": "w", "match": {"tenant": "*"}, "group_by": "tenant", "window": "1d", "max_usd": 0.5}
+        ]
+    }
+    processor = make(policy)
+    acme = {"tenant": "acme"}
+    feed(processor, call("a1", 100, 10, **{"otel_llm.cost.usd": "NaN"}), resource=acme)
+    feed(processor, call("a1", 100, 10, **{"otel_llm.cost.usd": 0.6}), resource=acme)
+    [window] = processor.windows()
+    assert window["spent_usd"] == pytest.approx(COST_100_10 + 0.6, rel=1e-12)
+    assert window["exceeded"] is True
+    assert processor.task("a1")["state"] == "killed"
