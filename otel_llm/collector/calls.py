@@ -70,10 +70,8 @@ def _count(attributes: Mapping[str, str], keys: tuple[str, ...]) -> int:
     text = _first(attributes, keys)
     if not text:
         return 0
-    try:
-        return max(int(float(text)), 0)
-    except ValueError:
-        return 0
+    value = finite_nonneg(text)
+    return 0 if value is None else int(value)
 
 
 def is_inference(attributes: Mapping[str, str]) -> bool:

@@ -46,6 +46,7 @@ over.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -58,6 +59,7 @@ from typing import Any
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 
 from otel_llm import attributes as attrs
+from otel_llm import failures
 from otel_llm.collector import calls
 from otel_llm.collector.config import BudgetProcessorConfig
 from otel_llm.collector.decisions import Decision, KillLog
@@ -66,6 +68,8 @@ from otel_llm.storage.records import BudgetEventRecord, SpanRecord
 from otel_llm.tasks.budget import describe
 
 __all__ = ["KILLED_ATTRIBUTE", "BudgetProcessor", "Outcome", "TaskState", "WindowState"]
+
+log = logging.getLogger(__name__)
 
 KILLED_ATTRIBUTE = "otel_llm.collector.killed"
 BAGGAGE_TASK_ID = "baggage." + attrs.BAGGAGE_TASK_ID
@@ -309,7 +313,22 @@ class BudgetProcessor:
             now = self._clock()
             monotonic = time.monotonic()
             for record in records:
-                if self._span(record, outcome, now, monotonic):
+                try:
+                    keep = self._span(record, outcome, now, monotonic)
+                except Exception:
+                    # A bug met on one span must not lose the rest of the batch, nor the
+                    # span: it is stored, its spend is not counted.
+                    failures.warn_once(
+                        log,
+                        "span",
+                        "otel-llm collector: cannot account a span (trace %s, span %s); it is stored "
+                        "but not counted toward any budget (logged once)",
+                        record.trace_id,
+                        record.span_id,
+                        exc_info=True,
+                    )
+                    keep = True
+                if keep:
                     outcome.accepted.append(record)
                 else:
                     outcome.rejected += 1

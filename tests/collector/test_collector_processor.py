@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 import pytest
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 from support.otlp import NOW_NS, budgets, call, request, span
 
+from otel_llm import failures
 from otel_llm.collector.config import BudgetProcessorConfig
 from otel_llm.collector.decisions import KillLog
 from otel_llm.collector.otlp import from_export_request
@@ -268,3 +270,45 @@ def test_a_nan_recorded_cost_does_not_switch_off_a_window_budget():
     assert window["spent_usd"] == pytest.approx(COST_100_10 + 0.6, rel=1e-12)
     assert window["exceeded"] is True
     assert processor.task("a1")["state"] == "killed"
+
+
+@pytest.mark.parametrize("huge", ["1e400", "-1e400", "9" * 400, "inf", "nan", "-5"])
+def test_an_unbelievable_token_count_counts_as_zero_and_loses_no_span_of_the_batch(huge):
+    processor = make()
+    outcome = feed(
+        processor,
+        call("bad", 100, 10, **{"gen_ai.usage.input_tokens": huge, "gen_ai.usage.output_tokens": huge}),
+        call("good", 100, 10),
+    )
+    assert len(outcome.accepted) == 2
+    bad = processor.task("bad")
+    assert (bad["iterations"], bad["input_tokens"], bad["output_tokens"], bad["cost_usd"]) == (1, 0, 0, 0.0)
+    good = processor.task("good")
+    assert (good["iterations"], good["cost_usd"]) == (1, pytest.approx(COST_100_10, rel=1e-12))
+
+
+class _Unreadable(dict):
+    """Span attributes that fail to read one key: stands in for a bug met on one span."""
+
+    def get(self, key, default=None):
+        if key == "gen_ai.usage.output_tokens":
+            raise RuntimeError("cannot read it")
+        return super().get(key, default)
+
+
+def test_a_span_that_fails_to_account_is_stored_not_counted_and_the_batch_goes_on(caplog):
+    failures.forget(logging.getLogger("otel_llm.collector.processor"))
+    processor = make()
+    records = from_export_request(request(call("t", 100, 10), call("t", 100, 10), call("t", 100, 10)))
+    records[1].span_attributes = _Unreadable(records[1].span_attributes)
+    with caplog.at_level("WARNING", logger="otel_llm.collector.processor"):
+        outcome = processor.process(records)
+        processor.process(from_export_request(request(call("t", 100, 10))))
+    assert [r.span_id for r in outcome.accepted] == [r.span_id for r in records]
+    assert processor.task("t")["cost_usd"] == pytest.approx(3 * COST_100_10, rel=1e-12)
+    warnings = [r.getMessage() for r in caplog.records if "cannot account a span" in r.getMessage()]
+    bad = records[1]
+    assert warnings == [
+        f"otel-llm collector: cannot account a span (trace {bad.trace_id}, span {bad.span_id}); "
+        "it is stored but not counted toward any budget (logged once)"
+    ]
