@@ -8,7 +8,6 @@ import gzip
 import http.client
 import json
 import random
-import time
 from urllib.parse import urlsplit
 
 import grpc
@@ -70,7 +69,6 @@ def test_corrupted_protobuf_and_json_never_give_5xx(tmp_path):
     with running_collector(tmp_path) as collector:
         url = urlsplit(collector.http_url)
         conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
-        started = time.monotonic()
         for n in range(PROTOBUF_RUNS + JSON_RUNS):
             if n < PROTOBUF_RUNS:
                 body, kind = _mutate(proto, rng), "application/x-protobuf"
@@ -89,7 +87,6 @@ def test_corrupted_protobuf_and_json_never_give_5xx(tmp_path):
             if response.will_close:
                 conn.close()
                 conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
-        elapsed = time.monotonic() - started
         conn.close()
         # Still serving, and what did parse was accounted.
         conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
@@ -99,7 +96,6 @@ def test_corrupted_protobuf_and_json_never_give_5xx(tmp_path):
     assert all(200 <= status < 500 for status in statuses), statuses
     assert statuses.get(400, 0) > 1000  # most corruptions are caught...
     assert statuses.get(200, 0) > 100  # ...some still parse (a flipped byte inside a string)
-    assert elapsed < 60, f"fuzz run took {elapsed:.1f} s"
 
 
 def test_corrupted_grpc_requests_are_invalid_argument_never_internal(tmp_path):
