@@ -312,3 +312,41 @@ def test_a_span_that_fails_to_account_is_stored_not_counted_and_the_batch_goes_o
         f"otel-llm collector: cannot account a span (trace {bad.trace_id}, span {bad.span_id}); "
         "it is stored but not counted toward any budget (logged once)"
     ]
+
+
+_ACME_DAILY_KILL = {
+    "policies": [
+        {"name": "acme-daily", "match": {"tenant": "*"}, "group_by": "tenant", "window": "1d", "max_usd": 1.0}
+    ]
+}
+
+
+def test_a_task_back_from_the_retired_table_is_killed_when_its_window_is_spent():
+    processor = make(_ACME_DAILY_KILL, max_active_tasks=1, decision_cache_size=10)
+    acme = {"tenant": "acme"}
+    feed(processor, call("a", **{"otel_llm.cost.usd": 0.1}), resource=acme)
+    feed(processor, call("c", **{"otel_llm.cost.usd": 0.0001}), resource=acme)  # evicts a
+    events = feed(processor, call("b", **{"otel_llm.cost.usd": 0.95}), resource=acme).events
+    assert [e.attributes["alert_kind"] for e in events] == ["window_exceeded", "kill", "kill"]
+    assert processor.task("a")["state"] == "ok"  # retired when the window was spent
+    outcome = feed(processor, call("a", **{"otel_llm.cost.usd": 0.1}), resource=acme)
+    assert [(e.kind, e.task_id) for e in outcome.events] == [("killed", "a")]
+    killed = processor.task("a")["killed"]
+    assert (killed["group"], killed["policy"], killed["limit_value"]) == ("tenant=acme", "acme-daily", 1.0)
+    assert [d.task_id for d in processor.kill_log.recent()] == ["c", "b", "a"]
+
+
+def test_a_call_that_ends_in_a_spent_window_kills_its_new_task():
+    processor = make(_ACME_DAILY_KILL)
+    acme = {"tenant": "acme"}
+    day = 86400 * 10**9
+    midnight = (NOW_NS // day) * day
+    feed(processor, call("b", start_ns=midnight + 3600 * 10**9, **{"otel_llm.cost.usd": 1.5}), resource=acme)
+    assert processor.task("b")["state"] == "killed"
+    # d's first call started yesterday (so d is not killed as a new task of a spent
+    # window) and ended today: its cost goes to today's spent window, and kills it.
+    late = call("d", start_ns=midnight - 60 * 10**9, **{"otel_llm.cost.usd": 0.01})
+    late.end_time_unix_nano = midnight + 60 * 10**9
+    outcome = feed(processor, late, resource=acme)
+    assert [(e.kind, e.task_id, e.spent) for e in outcome.events] == [("killed", "d", pytest.approx(1.51))]
+    assert processor.task("d")["killed"]["group"] == "tenant=acme"
