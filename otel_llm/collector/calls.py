@@ -18,6 +18,7 @@ from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ge
 
 from otel_llm import attributes as attrs
 from otel_llm import pricing
+from otel_llm.numbers import finite_nonneg
 from otel_llm.pricing import Cost
 from otel_llm.storage.records import attribute_str
 from otel_llm.usage import Usage
@@ -69,10 +70,8 @@ def _count(attributes: Mapping[str, str], keys: tuple[str, ...]) -> int:
     text = _first(attributes, keys)
     if not text:
         return 0
-    try:
-        return max(int(float(text)), 0)
-    except ValueError:
-        return 0
+    value = finite_nonneg(text)
+    return 0 if value is None else int(value)
 
 
 def is_inference(attributes: Mapping[str, str]) -> bool:
@@ -117,14 +116,13 @@ def usage_of(attributes: Mapping[str, str]) -> Usage:
 
 
 def recorded_cost(attributes: Mapping[str, str]) -> float | None:
-    """The cost the instrumentation put on the span (``otel_llm.cost.usd``), if any."""
+    """The cost the instrumentation put on the span (``otel_llm.cost.usd``), if any and
+    believable: NaN, infinite or negative is no cost (the span is priced from its usage),
+    or it would switch off every dollar limit it is added to."""
     text = attributes.get(attrs.COST_USD)
     if not text:
         return None
-    try:
-        return float(text)
-    except ValueError:
-        return None
+    return finite_nonneg(text)
 
 
 def price_span(attributes: dict[str, str], usage: Usage, start_ns: int) -> Cost | None:

@@ -46,6 +46,7 @@ over.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -58,6 +59,7 @@ from typing import Any
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 
 from otel_llm import attributes as attrs
+from otel_llm import failures
 from otel_llm.collector import calls
 from otel_llm.collector.config import BudgetProcessorConfig
 from otel_llm.collector.decisions import Decision, KillLog
@@ -66,6 +68,8 @@ from otel_llm.storage.records import BudgetEventRecord, SpanRecord
 from otel_llm.tasks.budget import describe
 
 __all__ = ["KILLED_ATTRIBUTE", "BudgetProcessor", "Outcome", "TaskState", "WindowState"]
+
+log = logging.getLogger(__name__)
 
 KILLED_ATTRIBUTE = "otel_llm.collector.killed"
 BAGGAGE_TASK_ID = "baggage." + attrs.BAGGAGE_TASK_ID
@@ -309,7 +313,22 @@ class BudgetProcessor:
             now = self._clock()
             monotonic = time.monotonic()
             for record in records:
-                if self._span(record, outcome, now, monotonic):
+                try:
+                    keep = self._span(record, outcome, now, monotonic)
+                except Exception:
+                    # A bug met on one span must not lose the rest of the batch, nor the
+                    # span: it is stored, its spend is not counted.
+                    failures.warn_once(
+                        log,
+                        "span",
+                        "otel-llm collector: cannot account a span (trace %s, span %s); it is stored "
+                        "but not counted toward any budget (logged once)",
+                        record.trace_id,
+                        record.span_id,
+                        exc_info=True,
+                    )
+                    keep = True
+                if keep:
                     outcome.accepted.append(record)
                 else:
                     outcome.rejected += 1
@@ -411,6 +430,8 @@ class BudgetProcessor:
         if task is not None:
             task.finished = False
             self._active[task_id] = task
+            if task.killed is None:
+                self._check_windows(task, record, outcome, now)
             return task
         a = record.span_attributes
         name = a.get(attrs.TASK_NAME) or a.get("gen_ai.agent.name") or ""
@@ -429,18 +450,23 @@ class BudgetProcessor:
             task.killed = decision
             task.state = "killed"
         else:
-            for key in groups:
-                window = self._windows.get(key)
-                policy = self._policies_by_name[key[0]]
-                if (
-                    window is not None
-                    and window.exceeded
-                    and policy.on_exceed == "kill"
-                    and window.start == self._window_start(policy, record.timestamp_ns / 1e9 or now)
-                ):
-                    self._kill_for_window(task, policy, window, outcome, now, record)
-                    break
+            self._check_windows(task, record, outcome, now)
         return task
+
+    def _check_windows(self, task: TaskState, record: SpanRecord, outcome: Outcome, now: float) -> None:
+        """Kill a task (new, or back from the retired table) of a group whose window
+        budget is spent, at its first span."""
+        for key in task.groups:
+            window = self._windows.get(key)
+            policy = self._policies_by_name[key[0]]
+            if (
+                window is not None
+                and window.exceeded
+                and policy.on_exceed == "kill"
+                and window.start == self._window_start(policy, record.timestamp_ns / 1e9 or now)
+            ):
+                self._kill_for_window(task, policy, window, outcome, now, record)
+                return
 
     def _resolve(self, name: str, view: dict[str, str]) -> Resolved:
         if self.budgets.empty:
@@ -609,6 +635,10 @@ class BudgetProcessor:
             if window.spent_usd >= limit and not window.exceeded:
                 window.exceeded = True
                 self._window_exceeded(policy, window, outcome, now, record)
+            elif window.exceeded and policy.on_exceed == "kill" and task.killed is None:
+                # A task that was not live when the window was spent (it started in the
+                # window before, or came back after that) spends more of it.
+                self._kill_for_window(task, policy, window, outcome, now, record)
             elif window.spent_usd >= warn_at * limit and not window.warned and not window.exceeded:
                 window.warned = True
                 self.stats["warnings"] += 1

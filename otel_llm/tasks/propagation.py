@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 import os
 import threading
 from collections.abc import Callable, Mapping
@@ -67,6 +66,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from otel_llm import attributes as attrs
 from otel_llm import failures
 from otel_llm.attributes import BUDGET_ON_EXCEED, BUDGET_WARN_AT
+from otel_llm.numbers import finite_nonneg
 from otel_llm.policy import INTEGER_LIMITS, LIMIT_NAMES, Limits
 from otel_llm.tasks.budget import LIMIT_KEYS
 from otel_llm.tasks.state import STATE
@@ -151,12 +151,8 @@ def carried_number(
     if len(text) > _MAX_CARRIED_NUMBER:
         _ignore(key, raw, f"longer than {_MAX_CARRIED_NUMBER} characters")
         return None
-    try:
-        value = float(text)
-    except (ValueError, OverflowError):
-        _ignore(key, raw, "expected a number")
-        return None
-    if not math.isfinite(value) or value < 0:
+    value = finite_nonneg(text)
+    if value is None:
         _ignore(key, raw, "expected a finite number >= 0")
         return None
     if integer:

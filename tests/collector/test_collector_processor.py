@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 import pytest
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 from support.otlp import NOW_NS, budgets, call, request, span
 
+from otel_llm import failures
 from otel_llm.collector.config import BudgetProcessorConfig
 from otel_llm.collector.decisions import KillLog
 from otel_llm.collector.otlp import from_export_request
@@ -238,3 +240,113 @@ def test_non_llm_spans_make_no_task():
     feed(processor, span("GET /", {"http.method": "GET"}, kind=2))
     assert processor.counts()["active_tasks"] == 0
     assert gen_ai.GEN_AI_USAGE_INPUT_TOKENS == "gen_ai.usage.input_tokens"
+
+
+@pytest.mark.parametrize("bad", ["NaN", "nan", "inf", "-Infinity", -1000.0, "1e400", "abc"])
+def test_a_recorded_cost_that_is_not_finite_and_non_negative_is_priced_from_usage(bad):
+    policy = {"policies": [{"name": "p", "per_task": {"max_usd": 2 * COST_100_10 * 0.999999}}]}
+    processor = make(policy)
+    feed(processor, call("t", 100, 10, **{"otel_llm.cost.usd": bad}))
+    task = processor.task("t")
+    assert task["cost_usd"] == pytest.approx(COST_100_10, rel=1e-12)
+    assert processor.stats["priced_spans"] == 1
+    # The dollar limit still holds: the second call spends it and the task is killed.
+    feed(processor, call("t", 100, 10))
+    killed = processor.task("t")["killed"]
+    assert (killed["limit"], killed["spent"]) == ("max_usd", pytest.approx(2 * COST_100_10, rel=1e-12))
+
+
+def test_a_nan_recorded_cost_does_not_switch_off_a_window_budget():
+    policy = {
+        "policies": [
+            {"name": "w", "match": {"tenant": "*"}, "group_by": "tenant", "window": "1d", "max_usd": 0.5}
+        ]
+    }
+    processor = make(policy)
+    acme = {"tenant": "acme"}
+    feed(processor, call("a1", 100, 10, **{"otel_llm.cost.usd": "NaN"}), resource=acme)
+    feed(processor, call("a1", 100, 10, **{"otel_llm.cost.usd": 0.6}), resource=acme)
+    [window] = processor.windows()
+    assert window["spent_usd"] == pytest.approx(COST_100_10 + 0.6, rel=1e-12)
+    assert window["exceeded"] is True
+    assert processor.task("a1")["state"] == "killed"
+
+
+@pytest.mark.parametrize("huge", ["1e400", "-1e400", "9" * 400, "inf", "nan", "-5"])
+def test_an_unbelievable_token_count_counts_as_zero_and_loses_no_span_of_the_batch(huge):
+    processor = make()
+    outcome = feed(
+        processor,
+        call("bad", 100, 10, **{"gen_ai.usage.input_tokens": huge, "gen_ai.usage.output_tokens": huge}),
+        call("good", 100, 10),
+    )
+    assert len(outcome.accepted) == 2
+    bad = processor.task("bad")
+    assert (bad["iterations"], bad["input_tokens"], bad["output_tokens"], bad["cost_usd"]) == (1, 0, 0, 0.0)
+    good = processor.task("good")
+    assert (good["iterations"], good["cost_usd"]) == (1, pytest.approx(COST_100_10, rel=1e-12))
+
+
+class _Unreadable(dict):
+    """Span attributes that fail to read one key: stands in for a bug met on one span."""
+
+    def get(self, key, default=None):
+        if key == "gen_ai.usage.output_tokens":
+            raise RuntimeError("cannot read it")
+        return super().get(key, default)
+
+
+def test_a_span_that_fails_to_account_is_stored_not_counted_and_the_batch_goes_on(caplog):
+    failures.forget(logging.getLogger("otel_llm.collector.processor"))
+    processor = make()
+    records = from_export_request(request(call("t", 100, 10), call("t", 100, 10), call("t", 100, 10)))
+    records[1].span_attributes = _Unreadable(records[1].span_attributes)
+    with caplog.at_level("WARNING", logger="otel_llm.collector.processor"):
+        outcome = processor.process(records)
+        processor.process(from_export_request(request(call("t", 100, 10))))
+    assert [r.span_id for r in outcome.accepted] == [r.span_id for r in records]
+    assert processor.task("t")["cost_usd"] == pytest.approx(3 * COST_100_10, rel=1e-12)
+    warnings = [r.getMessage() for r in caplog.records if "cannot account a span" in r.getMessage()]
+    bad = records[1]
+    assert warnings == [
+        f"otel-llm collector: cannot account a span (trace {bad.trace_id}, span {bad.span_id}); "
+        "it is stored but not counted toward any budget (logged once)"
+    ]
+
+
+_ACME_DAILY_KILL = {
+    "policies": [
+        {"name": "acme-daily", "match": {"tenant": "*"}, "group_by": "tenant", "window": "1d", "max_usd": 1.0}
+    ]
+}
+
+
+def test_a_task_back_from_the_retired_table_is_killed_when_its_window_is_spent():
+    processor = make(_ACME_DAILY_KILL, max_active_tasks=1, decision_cache_size=10)
+    acme = {"tenant": "acme"}
+    feed(processor, call("a", **{"otel_llm.cost.usd": 0.1}), resource=acme)
+    feed(processor, call("c", **{"otel_llm.cost.usd": 0.0001}), resource=acme)  # evicts a
+    events = feed(processor, call("b", **{"otel_llm.cost.usd": 0.95}), resource=acme).events
+    assert [e.attributes["alert_kind"] for e in events] == ["window_exceeded", "kill", "kill"]
+    assert processor.task("a")["state"] == "ok"  # retired when the window was spent
+    outcome = feed(processor, call("a", **{"otel_llm.cost.usd": 0.1}), resource=acme)
+    assert [(e.kind, e.task_id) for e in outcome.events] == [("killed", "a")]
+    killed = processor.task("a")["killed"]
+    assert (killed["group"], killed["policy"], killed["limit_value"]) == ("tenant=acme", "acme-daily", 1.0)
+    assert [d.task_id for d in processor.kill_log.recent()] == ["c", "b", "a"]
+
+
+def test_a_call_that_ends_in_a_spent_window_kills_its_new_task():
+    processor = make(_ACME_DAILY_KILL)
+    acme = {"tenant": "acme"}
+    day = 86400 * 10**9
+    midnight = (NOW_NS // day) * day
+    feed(processor, call("b", start_ns=midnight + 3600 * 10**9, **{"otel_llm.cost.usd": 1.5}), resource=acme)
+    assert processor.task("b")["state"] == "killed"
+    # d's first call started yesterday (so d is not killed as a new task of a spent
+    # window) and ended today: its cost goes to today's spent window, and kills it.
+    late = call("d", start_ns=midnight - 60 * 10**9, **{"otel_llm.cost.usd": 0.01})
+    late.end_time_unix_nano = midnight + 60 * 10**9
+    outcome = feed(processor, late, resource=acme)
+    assert [(e.kind, e.task_id, e.spent) for e in outcome.events] == [("killed", "d", pytest.approx(1.51))]
+    assert processor.task("d")["killed"]["group"] == "tenant=acme"
