@@ -34,7 +34,7 @@ from otel_llm.collector.receiver import ExportResult, Overloaded, check_token, h
 from otel_llm.collector.selfmetrics import SelfMetrics
 from otel_llm.collector.state import StateStore
 from otel_llm.policy import BudgetConfig, config_from_env, load_policy_file
-from otel_llm.storage.errors import QueueFull, StorageError
+from otel_llm.storage.errors import StorageError
 from otel_llm.storage.records import BudgetEventRecord
 
 __all__ = ["Collector", "run"]
@@ -256,22 +256,31 @@ class Collector:
         records = from_export_request(message)
         self.stats["items"] += len(records)
         metrics = self.metrics_registry
-        if self.storage is not None and not self.storage.spans.has_room(len(records)):
+        storage = self.storage
+        # Room is held before the spans are accounted: once they are, they must be
+        # stored (a 503 then would lose the budget events, and the retry count twice).
+        if storage is not None and not storage.spans.reserve(len(records)):
             self.stats["overloaded"] += 1
             metrics.spans_refused.labels(reason="overloaded").inc(len(records))
             raise Overloaded("the storage queue is full (storage.writer.max_queue_rows); retry later")
-        outcome = self.processor.process(records)
-        if self.storage is not None and outcome.accepted:
+        try:
+            outcome = self.processor.process(records)
+        except BaseException:
+            if storage is not None:
+                storage.spans.submit((), reserved=len(records))
+            raise
+        refused: StorageError | None = None
+        if storage is not None:
             try:
-                self.storage.spans.submit(outcome.accepted)
-            except QueueFull as exc:
-                # Accounted already; the sender's retry is recognised as a duplicate call
-                # only where the span has a response id.
-                raise Overloaded(str(exc)) from None
+                storage.spans.submit(outcome.accepted, reserved=len(records))
+            except StorageError as exc:  # only when the writer is closing: the collector stops
+                refused = exc
+        self._after(outcome.events)
+        if refused is not None:
+            raise Overloaded(str(refused)) from None
         metrics.spans_received.labels(signal="traces", protocol=protocol).inc(len(outcome.accepted))
         if outcome.rejected:
             metrics.spans_refused.labels(reason="killed_task").inc(outcome.rejected)
-        self._after(outcome.events)
         if self.forwarder is not None:
             self.forwarder.send("traces", raw if raw is not None else message.SerializeToString())
         return ExportResult(outcome.rejected, outcome.message)
