@@ -183,9 +183,10 @@ class Collector:
             self.metrics_registry.spans_refused.labels(reason=reason).inc()
 
     def _grpc_refused(self, signal: str, status: int) -> None:
-        self.metrics_registry.requests.labels(protocol="grpc", signal=signal, status="UNAUTHENTICATED").inc()
+        code = _GRPC_CODES[status]
+        self.metrics_registry.requests.labels(protocol="grpc", signal=signal, status=code).inc()
         if signal == "traces":
-            self.metrics_registry.spans_refused.labels(reason="unauthorized").inc()
+            self.metrics_registry.spans_refused.labels(reason=_REFUSAL_REASONS[status]).inc()
 
     def _inserted(self, rows: int, seconds: float) -> None:
         self.metrics_registry.insert_latency.observe(seconds)
@@ -230,27 +231,28 @@ class Collector:
         self.metrics_registry.ingest_latency.observe(time.perf_counter() - started)
         return result
 
-    def _export(self, signal: Signal, message: Message, raw: bytes | None, protocol: str) -> ExportResult:
+    def begin(self) -> None:
+        """A request in flight (the receiver calls it before reading the body)."""
         if not self._inflight.acquire(blocking=False):
             self.stats["overloaded"] += 1
-            if signal == "traces":
-                self.metrics_registry.spans_refused.labels(reason="overloaded").inc(_span_count(message))
             raise Overloaded(
                 f"too many export requests in flight (receivers.otlp.max_concurrent_requests="
                 f"{self.config.receivers.otlp.max_concurrent_requests}); retry later"
             )
-        try:
-            self.stats["requests"] += 1
-            if signal != "traces":
-                if self.forwarder is not None:
-                    self.forwarder.send(signal, raw if raw is not None else message.SerializeToString())
-                self.metrics_registry.spans_received.labels(signal=signal, protocol=protocol).inc(
-                    _item_count(message)
-                )
-                return ExportResult()
-            return self._export_traces(message, raw, protocol)
-        finally:
-            self._inflight.release()
+
+    def end(self) -> None:
+        self._inflight.release()
+
+    def _export(self, signal: Signal, message: Message, raw: bytes | None, protocol: str) -> ExportResult:
+        self.stats["requests"] += 1
+        if signal != "traces":
+            if self.forwarder is not None:
+                self.forwarder.send(signal, raw if raw is not None else message.SerializeToString())
+            self.metrics_registry.spans_received.labels(signal=signal, protocol=protocol).inc(
+                _item_count(message)
+            )
+            return ExportResult()
+        return self._export_traces(message, raw, protocol)
 
     def _export_traces(self, message: Message, raw: bytes | None, protocol: str) -> ExportResult:
         records = from_export_request(message)
@@ -343,10 +345,7 @@ class Collector:
 
 
 _REFUSAL_REASONS = {400: "malformed", 413: "oversize", 401: "unauthorized", 503: "overloaded"}
-
-
-def _span_count(message: Message) -> int:
-    return sum(len(ss.spans) for rs in message.resource_spans for ss in rs.scope_spans)  # type: ignore[attr-defined]
+_GRPC_CODES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 503: "UNAVAILABLE"}
 
 
 def _item_count(message: Message) -> int:
