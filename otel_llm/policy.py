@@ -319,7 +319,8 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _shown(value: Any) -> str:
+def shown(value: Any) -> str:
+    """How a bad config value is named in an error message."""
     if isinstance(value, str):
         return f'"{value}"'
     if value is None:
@@ -336,7 +337,7 @@ class _Where:
         self.source = source
 
     def fail(self, path: str, expected: str, got: Any) -> PolicyError:
-        return PolicyError(f"{self.source}: {path}: expected {expected}, got {_shown(got)}")
+        return PolicyError(f"{self.source}: {path}: expected {expected}, got {shown(got)}")
 
 
 def parse_number(value: Any, *, integer: bool, where: str, fraction: bool = False) -> float | int:
@@ -348,15 +349,15 @@ def parse_number(value: Any, *, integer: bool, where: str, fraction: bool = Fals
         try:
             value = int(value.strip()) if integer else float(value.strip())
         except ValueError:
-            raise PolicyError(f"{where}: expected {expected}, got {_shown(raw)}") from None
+            raise PolicyError(f"{where}: expected {expected}, got {shown(raw)}") from None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise PolicyError(f"{where}: expected {expected}, got {_shown(raw)}")
+        raise PolicyError(f"{where}: expected {expected}, got {shown(raw)}")
     if integer and isinstance(value, float):
         if not value.is_integer():
-            raise PolicyError(f"{where}: expected {expected}, got {_shown(raw)}")
+            raise PolicyError(f"{where}: expected {expected}, got {shown(raw)}")
         value = int(value)
     if not math.isfinite(value) or value <= 0 or (fraction and value > 1):
-        raise PolicyError(f"{where}: expected {expected}, got {_shown(raw)}")
+        raise PolicyError(f"{where}: expected {expected}, got {shown(raw)}")
     return value
 
 
@@ -482,7 +483,7 @@ def _headers(where: _Where, path: str, value: Any) -> dict[str, str]:
     out = {}
     for name, text in value.items():
         if not isinstance(name, str) or not re.match(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", name):
-            raise PolicyError(f"{where.source}: {path}: {_shown(name)} is not a valid header name")
+            raise PolicyError(f"{where.source}: {path}: {shown(name)} is not a valid header name")
         if not isinstance(text, str) or not text or "\n" in text or "\r" in text:
             # The value is not shown: headers hold secrets.
             raise PolicyError(f"{where.source}: {path}.{name}: expected a non-empty one-line string")
@@ -585,7 +586,7 @@ def parse_policy(data: Any, source: str = "policy") -> PolicyFile:
         else data
     )
     if not isinstance(data, Mapping):
-        raise PolicyError(f"{source}: expected a mapping with warn_at, policies, alerts, got {_shown(data)}")
+        raise PolicyError(f"{source}: expected a mapping with warn_at, policies, alerts, got {shown(data)}")
     warn_at = DEFAULT_WARN_AT
     if "warn_at" in data:
         warn_at = float(

@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from otel_llm.policy import shown
 from otel_llm.storage import StorageConfig
 from otel_llm.storage.errors import ConfigError as StorageConfigError
 
@@ -214,20 +215,8 @@ class Config:
 _MAY_BE_ZERO = frozenset({"killed_task_max_spans"})
 
 
-def _shown(value: Any) -> str:
-    if isinstance(value, str):
-        return f'"{value}"'
-    if value is None:
-        return "nothing"
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return repr(value)
-
-
 def _fail(where: str, path: str, expected: str, got: Any) -> ConfigError:
-    return ConfigError(f"{where}: {path}: expected {expected}, got {_shown(got)}")
+    return ConfigError(f"{where}: {path}: expected {expected}, got {shown(got)}")
 
 
 def _convert(kind: Any, value: Any, where: str, path: str, name: str, base: Any = None) -> Any:
