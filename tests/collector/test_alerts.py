@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from support.alerts import window_alert
 from support.webhook_receiver import Receiver
 
 from otel_llm.collector.alerts import STATE_FILE, Alerter, BudgetAlert
@@ -38,18 +39,7 @@ KILL = BudgetAlert(
 WARN = BudgetAlert(
     "warn", "coding-agent", "max_usd", 0.41, 0.5, 0.8, task_id=TASK, task_name="fix-bug", at=AT
 )
-WINDOW = BudgetAlert(
-    "window_exceeded",
-    "tenant-daily",
-    "max_usd",
-    100.25,
-    100.0,
-    1.0,
-    group="tenant=acme",
-    window="1d",
-    window_start=DAY,
-    at=AT,
-)
+WINDOW = window_alert(DAY, AT)
 LINK = "https://grafana.example/d/otel-llm-tasks?var-task_id={task_id}"
 FAST = {"timeout": 2.0, "initial_backoff": 0.02, "max_backoff": 0.2}
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from support.alerts import window_alert
 from support.webhook_receiver import Receiver
 
 from otel_llm.collector.alerts import Alerter, BudgetAlert
@@ -171,18 +172,7 @@ def test_alertmanager_stores_and_routes_budget_alerts(alertmanager: Running, tmp
     warn = BudgetAlert(
         "warn", "coding-agent", "max_tokens", 320000, 400000, 0.8, task_id="t-2", task_name="triage", at=now
     )
-    window = BudgetAlert(
-        "window_exceeded",
-        "tenant-daily",
-        "max_usd",
-        100.25,
-        100.0,
-        1.0,
-        group="tenant=acme",
-        window="1d",
-        window_start=window_start,
-        at=now,
-    )
+    window = window_alert(window_start, now)
     metrics = SelfMetrics()
     alerter = Alerter(
         Alerts(alertmanager_url=alertmanager.url, resolve_after=120.0),

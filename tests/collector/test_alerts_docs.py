@@ -8,6 +8,8 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
+from support.alerts import window_alert
+
 from otel_llm.collector.alerts import (
     DEFAULT_LINK_TEMPLATE,
     BudgetAlert,
@@ -116,18 +118,7 @@ def test_slack_example_is_what_is_sent() -> None:
 
 def test_alertmanager_example_is_what_is_sent() -> None:
     day = datetime(2026, 12, 4, tzinfo=UTC).timestamp()
-    alert = BudgetAlert(
-        "window_exceeded",
-        "tenant-daily",
-        "max_usd",
-        100.25,
-        100.0,
-        1.0,
-        group="tenant=acme",
-        window="1d",
-        window_start=day,
-        at=AT,
-    )
+    alert = window_alert(day, AT)
     (example,) = _examples("Alertmanager")
     link = render_link(DEFAULT_LINK_TEMPLATE, alert)
     assert example == [alertmanager_alert(alert, link, resolve_after=3600.0)]
