@@ -62,6 +62,13 @@ class ExportResult:
 
 
 class Ingest(Protocol):
+    def begin(self) -> None:
+        """Take one of the slots for requests in flight, before the body is read (never
+        blocks); raises :class:`Overloaded` when none is free. :meth:`end` gives it back."""
+        ...
+
+    def end(self) -> None: ...
+
     def export(self, signal: Signal, message: Message, raw: bytes | None, protocol: str) -> ExportResult:
         """Process one decoded export request (in a worker thread); raises :class:`Overloaded`."""
         ...
@@ -128,7 +135,6 @@ def http_routes(
                     False,
                 )
             length = request.content_length
-            encoding = request.headers.get("Content-Encoding")
             if length is not None and length > limit:
                 _count(signal, 413)
                 return _status(
@@ -137,31 +143,42 @@ def http_routes(
                     f"body of {length} bytes is over the {limit}-byte limit",
                     as_json,
                 )
+            # A slot is taken before the body is read: requests queued for a worker
+            # would each hold a body of up to max_request_bytes in memory.
             try:
-                body = await read_body(request.content.iter_chunked(1 << 16), encoding, limit)
-            except BodyTooLarge as exc:
-                _count(signal, 413)
-                return _status(413, code_pb2.RESOURCE_EXHAUSTED, str(exc), as_json)
-            except OtlpDecodeError as exc:
-                _count(signal, 400)
-                return _status(400, code_pb2.INVALID_ARGUMENT, str(exc), as_json)
-            loop = asyncio.get_running_loop()
-            try:
-                result = await loop.run_in_executor(
-                    executor, _decode_and_export, ingest, signal, body, as_json
-                )
-            except OtlpDecodeError as exc:
-                _count(signal, 400)
-                return _status(400, code_pb2.INVALID_ARGUMENT, str(exc), as_json)
+                ingest.begin()
             except Overloaded as exc:
                 _count(signal, 503)
                 return _status(503, code_pb2.UNAVAILABLE, str(exc), as_json, {"Retry-After": retry_after})
-            return web.Response(
-                body=_encode(response_message(signal, result), as_json),
-                content_type=JSON if as_json else PROTOBUF,
-            )
+            try:
+                return await _read_and_export(request, signal, as_json)
+            finally:
+                ingest.end()
 
         return export
+
+    async def _read_and_export(request: web.Request, signal: Signal, as_json: bool) -> web.StreamResponse:
+        encoding = request.headers.get("Content-Encoding")
+        try:
+            body = await read_body(request.content.iter_chunked(1 << 16), encoding, limit)
+        except BodyTooLarge as exc:
+            _count(signal, 413)
+            return _status(413, code_pb2.RESOURCE_EXHAUSTED, str(exc), as_json)
+        except OtlpDecodeError as exc:
+            _count(signal, 400)
+            return _status(400, code_pb2.INVALID_ARGUMENT, str(exc), as_json)
+        loop = asyncio.get_running_loop()
+        try:
+            result = await loop.run_in_executor(executor, _decode_and_export, ingest, signal, body, as_json)
+        except OtlpDecodeError as exc:
+            _count(signal, 400)
+            return _status(400, code_pb2.INVALID_ARGUMENT, str(exc), as_json)
+        except Overloaded as exc:  # counted by the ingest
+            return _status(503, code_pb2.UNAVAILABLE, str(exc), as_json, {"Retry-After": retry_after})
+        return web.Response(
+            body=_encode(response_message(signal, result), as_json),
+            content_type=JSON if as_json else PROTOBUF,
+        )
 
     def _count(signal: str, status: int) -> None:
         if on_error is not None:
@@ -220,10 +237,18 @@ class _Export:
             self._refused(400)
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         try:
+            self.ingest.begin()
+        except Overloaded as exc:
+            self._refused(503)
+            context.set_trailing_metadata(_retry_metadata(self.retry_after))
+            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        try:
             result = self.ingest.export(self.signal, message, body, "grpc")
         except Overloaded as exc:
             context.set_trailing_metadata(_retry_metadata(self.retry_after))
             context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        finally:
+            self.ingest.end()
         return response_message(self.signal, result)
 
     def _refused(self, status: int) -> None:

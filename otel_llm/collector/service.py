@@ -34,7 +34,7 @@ from otel_llm.collector.receiver import ExportResult, Overloaded, check_token, h
 from otel_llm.collector.selfmetrics import SelfMetrics
 from otel_llm.collector.state import StateStore
 from otel_llm.policy import BudgetConfig, config_from_env, load_policy_file
-from otel_llm.storage.errors import QueueFull, StorageError
+from otel_llm.storage.errors import StorageError
 from otel_llm.storage.records import BudgetEventRecord
 
 __all__ = ["Collector", "run"]
@@ -183,9 +183,10 @@ class Collector:
             self.metrics_registry.spans_refused.labels(reason=reason).inc()
 
     def _grpc_refused(self, signal: str, status: int) -> None:
-        self.metrics_registry.requests.labels(protocol="grpc", signal=signal, status="UNAUTHENTICATED").inc()
+        code = _GRPC_CODES[status]
+        self.metrics_registry.requests.labels(protocol="grpc", signal=signal, status=code).inc()
         if signal == "traces":
-            self.metrics_registry.spans_refused.labels(reason="unauthorized").inc()
+            self.metrics_registry.spans_refused.labels(reason=_REFUSAL_REASONS[status]).inc()
 
     def _inserted(self, rows: int, seconds: float) -> None:
         self.metrics_registry.insert_latency.observe(seconds)
@@ -230,48 +231,58 @@ class Collector:
         self.metrics_registry.ingest_latency.observe(time.perf_counter() - started)
         return result
 
-    def _export(self, signal: Signal, message: Message, raw: bytes | None, protocol: str) -> ExportResult:
+    def begin(self) -> None:
+        """A request in flight (the receiver calls it before reading the body)."""
         if not self._inflight.acquire(blocking=False):
             self.stats["overloaded"] += 1
-            if signal == "traces":
-                self.metrics_registry.spans_refused.labels(reason="overloaded").inc(_span_count(message))
             raise Overloaded(
                 f"too many export requests in flight (receivers.otlp.max_concurrent_requests="
                 f"{self.config.receivers.otlp.max_concurrent_requests}); retry later"
             )
-        try:
-            self.stats["requests"] += 1
-            if signal != "traces":
-                if self.forwarder is not None:
-                    self.forwarder.send(signal, raw if raw is not None else message.SerializeToString())
-                self.metrics_registry.spans_received.labels(signal=signal, protocol=protocol).inc(
-                    _item_count(message)
-                )
-                return ExportResult()
-            return self._export_traces(message, raw, protocol)
-        finally:
-            self._inflight.release()
+
+    def end(self) -> None:
+        self._inflight.release()
+
+    def _export(self, signal: Signal, message: Message, raw: bytes | None, protocol: str) -> ExportResult:
+        self.stats["requests"] += 1
+        if signal != "traces":
+            if self.forwarder is not None:
+                self.forwarder.send(signal, raw if raw is not None else message.SerializeToString())
+            self.metrics_registry.spans_received.labels(signal=signal, protocol=protocol).inc(
+                _item_count(message)
+            )
+            return ExportResult()
+        return self._export_traces(message, raw, protocol)
 
     def _export_traces(self, message: Message, raw: bytes | None, protocol: str) -> ExportResult:
         records = from_export_request(message)
         self.stats["items"] += len(records)
         metrics = self.metrics_registry
-        if self.storage is not None and not self.storage.spans.has_room(len(records)):
+        storage = self.storage
+        # Room is held before the spans are accounted: once they are, they must be
+        # stored (a 503 then would lose the budget events, and the retry count twice).
+        if storage is not None and not storage.spans.reserve(len(records)):
             self.stats["overloaded"] += 1
             metrics.spans_refused.labels(reason="overloaded").inc(len(records))
             raise Overloaded("the storage queue is full (storage.writer.max_queue_rows); retry later")
-        outcome = self.processor.process(records)
-        if self.storage is not None and outcome.accepted:
+        try:
+            outcome = self.processor.process(records)
+        except BaseException:
+            if storage is not None:
+                storage.spans.submit((), reserved=len(records))
+            raise
+        refused: StorageError | None = None
+        if storage is not None:
             try:
-                self.storage.spans.submit(outcome.accepted)
-            except QueueFull as exc:
-                # Accounted already; the sender's retry is recognised as a duplicate call
-                # only where the span has a response id.
-                raise Overloaded(str(exc)) from None
+                storage.spans.submit(outcome.accepted, reserved=len(records))
+            except StorageError as exc:  # only when the writer is closing: the collector stops
+                refused = exc
+        self._after(outcome.events)
+        if refused is not None:
+            raise Overloaded(str(refused)) from None
         metrics.spans_received.labels(signal="traces", protocol=protocol).inc(len(outcome.accepted))
         if outcome.rejected:
             metrics.spans_refused.labels(reason="killed_task").inc(outcome.rejected)
-        self._after(outcome.events)
         if self.forwarder is not None:
             self.forwarder.send("traces", raw if raw is not None else message.SerializeToString())
         return ExportResult(outcome.rejected, outcome.message)
@@ -334,10 +345,7 @@ class Collector:
 
 
 _REFUSAL_REASONS = {400: "malformed", 413: "oversize", 401: "unauthorized", 503: "overloaded"}
-
-
-def _span_count(message: Message) -> int:
-    return sum(len(ss.spans) for rs in message.resource_spans for ss in rs.scope_spans)  # type: ignore[attr-defined]
+_GRPC_CODES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 503: "UNAVAILABLE"}
 
 
 def _item_count(message: Message) -> int:

@@ -115,6 +115,8 @@ class BatchWriter(Generic[R]):
         # they count as queued.
         self._ready: list[_Encoded] = []
         self._staged = 0
+        self._reserved = 0
+        """Room held by :meth:`reserve` for rows not submitted yet."""
         self._encoder_done = False
         self._accepted = 0
         self._durable = 0
@@ -146,17 +148,21 @@ class BatchWriter(Generic[R]):
 
     # -- producer side --------------------------------------------------------------
 
-    def submit(self, records: Sequence[R]) -> None:
-        """Queue ``records``; blocks while the queue is full, then raises :class:`QueueFull`."""
+    def submit(self, records: Sequence[R], *, reserved: int = 0) -> None:
+        """Queue ``records``; blocks while the queue is full, then raises :class:`QueueFull`.
+        ``reserved``: room held by :meth:`reserve` for this call (given back either way);
+        ``records`` no more than that never wait."""
         count = len(records)
-        if not count:
-            return
         limit = self.config.max_queue_rows
         with self._cond:
+            self._reserved -= reserved
+            if not count:
+                self._cond.notify_all()
+                return
             if self._closing:
                 raise StorageError("the writer is closed")
             deadline = time.monotonic() + self.config.block_timeout
-            while self._queued_locked() and self._queued_locked() + count > limit:
+            while count > reserved and self._taken_locked() and self._taken_locked() + count > limit:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     self._stats["queue_full"] += 1
@@ -210,8 +216,20 @@ class BatchWriter(Generic[R]):
         """Whether ``count`` more rows fit in the queue now (``submit`` would not block):
         lets a receiver shed load *before* it acts on a request."""
         with self._cond:
-            queued = self._queued_locked()
-            return not queued or queued + count <= self.config.max_queue_rows
+            taken = self._taken_locked()
+            return not taken or taken + count <= self.config.max_queue_rows
+
+    def reserve(self, count: int) -> bool:
+        """Hold room for ``count`` rows, or say False at once when there is none: a
+        receiver reserves before it acts on a request, so the rows it then submits
+        (``submit(rows, reserved=count)``) are never refused after the request took
+        effect. Room not used is given back by that ``submit`` (an empty one is fine)."""
+        with self._cond:
+            taken = self._taken_locked()
+            if self._closing or (taken and taken + count > self.config.max_queue_rows):
+                return False
+            self._reserved += count
+            return True
 
     def stats(self) -> dict[str, int]:
         """Counters since start, plus the current queue and spool sizes."""
@@ -232,6 +250,9 @@ class BatchWriter(Generic[R]):
 
     def _queued_locked(self) -> int:
         return len(self._buf) + self._staged
+
+    def _taken_locked(self) -> int:
+        return len(self._buf) + self._staged + self._reserved
 
     def _due_locked(self) -> bool:
         if self._closing or self._flush_requested or len(self._buf) >= self.config.batch_rows:

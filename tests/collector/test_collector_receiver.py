@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import gzip
 import json
+import socket
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import grpc
 import pytest
@@ -316,3 +319,39 @@ def test_full_storage_queue_sheds_load_with_503_and_grpc_unavailable_with_retry_
         assert details.details[0].Unpack(info)
         assert info.retry_delay.seconds == 1
         assert error_details_pb2.RetryInfo.FromString(trailing["google.rpc.retryinfo-bin"]) == info
+
+
+def test_requests_past_max_concurrent_are_503_before_their_body_is_read(tmp_path):
+    """A request holds its slot from its headers on: one more is refused at once with
+    503 + Retry-After (not queued with its body in memory); the slot comes back after."""
+    body = request(call("slow"), call("slow")).SerializeToString()
+    receivers = {"otlp": {"max_concurrent_requests": 1, "retry_after": 3, "grpc": {"enabled": False}}}
+    with running_collector(tmp_path, receivers=receivers, exporters={"storage": False}) as c:
+        url = urlsplit(c.http_url)
+        slow = socket.create_connection((url.hostname, url.port), timeout=10)
+        head = (
+            f"POST /v1/traces HTTP/1.1\r\nHost: {url.netloc}\r\nContent-Type: {PROTOBUF}\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        )
+        slow.sendall(head.encode() + body[:10])  # headers and the first bytes only
+        deadline = time.monotonic() + 10
+        statuses = []
+        while time.monotonic() < deadline:
+            status, headers, reply = post(
+                c.http_url + "/v1/traces", request(call("other")).SerializeToString()
+            )
+            statuses.append(status)
+            if status == 503:
+                break
+            time.sleep(0.02)
+        assert statuses[-1] == 503, statuses
+        assert headers["Retry-After"] == "3"
+        assert "too many export requests in flight" in status_pb2.Status.FromString(reply).message
+        slow.sendall(body[10:])
+        answer = b""
+        while chunk := slow.recv(65536):
+            answer += chunk
+        slow.close()
+        assert answer.startswith(b"HTTP/1.1 200 ")
+        assert c.task("slow")["iterations"] == 2
+        assert post(c.http_url + "/v1/traces", request(call("after")).SerializeToString())[0] == 200

@@ -13,6 +13,7 @@ from support.otlp import call, request, running_collector
 from support.webhook_receiver import Receiver
 
 from otel_llm.cli import main as cli_main
+from otel_llm.collector.otlp import from_export_request
 
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
 
@@ -152,3 +153,32 @@ def test_otlp_forward_sends_traces_metrics_and_logs_downstream(tmp_path):
         assert downstream.processor.task("fwd")["iterations"] == 2
         text = downstream.metrics()[0].decode()
     assert metric(text, 'otel_llm_collector_received_items_total{protocol="http",signal="logs"}') == 3
+
+
+def test_spans_once_accounted_are_stored_and_their_budget_events_written(tmp_path):
+    """Storage room is held for a request before its spans are accounted: another
+    request filling the queue meanwhile is the one refused (503), not this one after its
+    kill took effect (its budget event lost, its retry counted twice)."""
+    writer = {"batch_rows": 10, "max_queue_rows": 10, "flush_interval": 60, "block_timeout": 0.05}
+    policy = {"policies": [{"name": "p", "per_task": {"max_iterations": 2}}]}
+    with running_collector(tmp_path, policy, storage={"path": str(tmp_path / "ch"), "writer": writer}) as c:
+        spans = c.storage.spans
+        journal = c.processor.journal
+        other: list[bool] = []
+
+        def meanwhile(*args):
+            # Another request, between this one's room check and its submit, takes 9 rows.
+            others = from_export_request(request(*[call(f"other-{n}") for n in range(9)]))
+            room = spans.has_room(len(others))
+            other.append(room)
+            if room:
+                spans.submit(others)
+            journal(*args)
+
+        c.processor.journal = meanwhile
+        status = post(c.http_url + "/v1/traces", request(call("k"), call("k")).SerializeToString())
+        c.processor.journal = journal
+        assert (status, other) == (200, [False])
+        assert spans.stats()["rows_submitted"] == 2
+        assert c.storage.events.stats()["rows_submitted"] == 1  # the kill
+        assert c.task("k")["state"] == "killed"
