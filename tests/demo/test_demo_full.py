@@ -89,6 +89,13 @@ def test_version_2_is_cheaper_per_task_with_cache_reads(ran):
     assert ran.html.is_file()
 
 
+def test_version_1_runs_independent_tools_one_by_one_and_version_2_together(ran):
+    # review-modules: one model turn asks for three reads; the only multi-tool batch.
+    sequential = "otel_llm.task.tool_batches.sequential"
+    assert [_tasks(ran, v)["review-modules"][sequential] for v in ("1", "2")] == [1, 0]
+    assert [_tasks(ran, v)["fix-add-bug"][sequential] for v in ("1", "2")] == [0, 0]
+
+
 def test_version_1_runaway_is_killed_by_the_collector_and_the_alert_delivered(ran):
     runaway = _tasks(ran, "1")["runaway"]
     # No caps in version 1: only the collector's $0.10 policy stops it. Its 22nd call
