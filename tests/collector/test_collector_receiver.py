@@ -21,6 +21,8 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from support.otlp import call, kvs, request, running_collector
 
+from otel_llm.collector.receiver import check_token
+
 PROTOBUF = "application/x-protobuf"
 # gpt-4o-mini: $0.15 / MTok input, $0.60 / MTok output.
 COST_100_10 = 100 * 0.15e-6 + 10 * 0.60e-6
@@ -403,3 +405,17 @@ def test_credentials_in_spans_never_reach_otel_traces(tmp_path):
     assert row["e"]["exception.message"] == "Error code: 401 - invalid x-[redacted]"
     assert "0123456789abcdef" not in json.dumps(row, default=str)
     assert task["iterations"] == 1
+
+
+def test_the_bearer_scheme_name_is_case_insensitive():
+    assert [
+        check_token("s3cret", header)
+        for header in (
+            "Bearer s3cret",
+            "bearer s3cret",
+            "BEARER s3cret",
+            "Basic s3cret",
+            "Bearer",
+            "Bearers3cret",
+        )
+    ] == [True, True, True, False, False, False]
