@@ -151,7 +151,9 @@ def _rule(rule: AlertRule) -> dict[str, Any]:
         "labels": {
             "severity": rule.severity,
             "source": "otel-llm",
-            "kind": "drift" if "kill" not in rule.uid else "kill",
+            # Not "kill": the collector already pages once per killed task (kind=kill);
+            # this rule counts kills for Grafana-only set-ups and must not page twice.
+            "kind": "drift" if "kill" not in rule.uid else "kill_count",
         },
         "annotations": {"summary": rule.summary, "otel_llm_query": rule.query},
         "isPaused": False,

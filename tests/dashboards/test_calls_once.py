@@ -95,6 +95,19 @@ def test_spans_without_a_response_id_are_each_their_own_call(store: Backend) -> 
     assert (row["calls"], row["cost_usd"]) == (2, 0.03)
 
 
+def test_a_call_the_sdk_refused_before_sending_is_no_call(store: Backend) -> None:
+    # pydantic-ai + Anthropic: "Streaming is required" raised before any request, then
+    # the same turn retried as a stream. The refused attempt's span says call.sent=false.
+    refused = call("00000000000000e0", task="t-4", input_tokens=0, output_tokens=0)
+    refused.span_attributes["otel_llm.call.sent"] = "false"
+    sent = call("00000000000000e1", response_id="msg_e", task="t-4", cost=0.02)
+    load(store, [refused, sent])
+    row = queries.run(store, "summary", start=START, end=END)[0]
+    assert (row["calls"], row["cost_usd"], row["error_rate"]) == (1, 0.02, 0.0)
+    assert store.query("SELECT span_id FROM llm_calls FINAL").rows == [("00000000000000e1",)]
+    assert store.query("SELECT task_id, sum(calls) FROM tasks GROUP BY task_id").rows == [("t-4", 1)]
+
+
 def test_a_call_without_a_task_belongs_to_its_trace_by_the_bare_trace_id(store: Backend) -> None:
     load(store, [call("00000000000000d1", response_id="msg_9", cost=0.01)])
     assert store.query("SELECT task_id FROM llm_calls FINAL").rows == [(TRACE,)]

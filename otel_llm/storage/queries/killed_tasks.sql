@@ -19,7 +19,7 @@ FROM
         argMin(toString(limit_name), timestamp) AS limit_, argMin(spent, timestamp) AS spent_,
         argMin(limit_value, timestamp) AS value_
     FROM budget_events FINAL
-    WHERE $__timeFilter(timestamp) AND kind IN ('killed', 'kill', 'manual_kill')
+    WHERE $__timeFilter(timestamp) AND kind = 'killed'
         AND $__conditionalAll(service_name IN (${service:singlequote}), $service)
         AND $__conditionalAll(task_name IN (${task_name:singlequote}), $task_name)
     GROUP BY task_id
@@ -32,7 +32,7 @@ LEFT JOIN
     (
         SELECT task_id, min(timestamp) AS killed_at
         FROM budget_events FINAL
-        WHERE $__timeFilter(timestamp) AND kind IN ('killed', 'kill', 'manual_kill')
+        WHERE $__timeFilter(timestamp) AND kind = 'killed'
         GROUP BY task_id
     ) AS kk ON kk.task_id = l.task_id
     WHERE l.timestamp <= kk.killed_at AND l.timestamp >= $__fromTime - INTERVAL 1 DAY

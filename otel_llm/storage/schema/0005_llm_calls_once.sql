@@ -221,6 +221,8 @@ SELECT
 FROM otel_traces
 WHERE (a['gen_ai.request.model'] != '' OR a['gen_ai.response.model'] != '')
     AND operation_ NOT IN ('invoke_agent', 'create_agent', 'execute_tool')
+    -- A call the SDK refused before any request left the process is no model call.
+    AND a['otel_llm.call.sent'] != 'false'
     AND (SpanKind IN ('Client', 'SPAN_KIND_CLIENT')
         OR mapContains(a, 'gen_ai.usage.input_tokens') OR mapContains(a, 'gen_ai.usage.prompt_tokens')
         OR mapContains(a, 'gen_ai.usage.output_tokens') OR mapContains(a, 'gen_ai.usage.completion_tokens'));
