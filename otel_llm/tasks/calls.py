@@ -103,6 +103,21 @@ def enter_call(
         owner, parent_context = owner_of_call(otel_context.get_current())
         if owner is None:
             return None
+        if admit and not STATE.collector_kills:
+            iteration = owner.count_call()
+            if iteration is not None:
+                # Nothing to check (no limits, nothing around it, no kill from a
+                # collector to apply): counted, and done.
+                return TaskCall(
+                    [(owner, 0.0)],
+                    parent_context,
+                    {
+                        attrs.TASK_ID: owner.task_id,
+                        attrs.TASK_NAME: owner.name,
+                        attrs.TASK_ITERATION: iteration,
+                        attrs.BUDGET_STATE: "ok",
+                    },
+                )
         chain = owner.chain()
     except BudgetExceeded:
         raise
