@@ -40,10 +40,12 @@ lint: $(STAMP)
 
 # The benchmark environment also holds the peers we measure against, pinned so
 # pip's resolver does not backtrack (OpenLIT's own pins otherwise take minutes).
+# otel-llm comes with its collector extra (the storage bench), not dev: dev pins agent
+# frameworks whose SDK ranges exclude the SDK versions OpenLIT allows.
 $(BENCH_STAMP): pyproject.toml bench/requirements.txt
 	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(BENCH_VENV)/bin/python -m pip install --quiet -e '.[dev]' -r bench/requirements.txt
+	$(BENCH_VENV)/bin/python -m pip install --quiet -e '.[collector]' -r bench/requirements.txt
 	touch $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP)

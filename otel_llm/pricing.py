@@ -66,6 +66,7 @@ variable is logged as an ERROR once and ignored.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import functools
 import json
@@ -172,7 +173,7 @@ class Cost:
             source = self.source or other.source
         else:
             source = ""
-        return Cost(
+        return _cost_of(
             self.total_usd + other.total_usd,
             self.input_usd + other.input_usd,
             self.output_usd + other.output_usd,
@@ -182,23 +183,59 @@ class Cost:
             source,
         )
 
-    def span_attributes(self) -> dict[str, float | str]:
+    def span_attributes(self, into: dict[str, Any] | None = None) -> dict[str, Any]:
         """The ``otel_llm.cost.*`` and ``otel_llm.price.source`` span attributes.
 
         The three cache parts are left out when all are zero (a call that neither read
         nor wrote the cache): they say nothing the token counts do not, and every span
-        attribute costs the SDK on every call. Readers take a missing part as 0."""
-        out: dict[str, float | str] = {
-            attrs.COST_USD: self.total_usd,
-            attrs.COST_INPUT_USD: self.input_usd,
-            attrs.COST_OUTPUT_USD: self.output_usd,
-            attrs.PRICE_SOURCE: self.source,
-        }
+        attribute costs the SDK on every call. Readers take a missing part as 0. Added to
+        ``into`` when given (the call's one attribute dict), else to a new dict."""
+        out: dict[str, Any] = {} if into is None else into
+        out[attrs.COST_USD] = self.total_usd
+        out[attrs.COST_INPUT_USD] = self.input_usd
+        out[attrs.COST_OUTPUT_USD] = self.output_usd
+        out[attrs.PRICE_SOURCE] = self.source
         if self.cache_read_usd or self.cache_write_usd or self.cache_savings_usd:
             out[attrs.COST_CACHE_READ_USD] = self.cache_read_usd
             out[attrs.COST_CACHE_WRITE_USD] = self.cache_write_usd
             out[attrs.COST_CACHE_SAVINGS_USD] = self.cache_savings_usd
         return out
+
+
+# Built on every call (its price, its task's new total): each slot is set through its
+# descriptor, about three times faster than the frozen dataclass's own ``__init__``
+# (``object.__setattr__`` per field); see ``otel_llm.usage._usage``.
+_new = object.__new__
+(
+    _set_total,
+    _set_input,
+    _set_output,
+    _set_read,
+    _set_write,
+    _set_savings,
+    _set_source,
+) = (Cost.__dict__[f.name].__set__ for f in dataclasses.fields(Cost))
+
+
+def _cost_of(
+    total_usd: float,
+    input_usd: float,
+    output_usd: float,
+    cache_read_usd: float,
+    cache_write_usd: float,
+    cache_savings_usd: float,
+    source: str,
+) -> Cost:
+    """``Cost(...)`` with every field given, in field order."""
+    cost = _new(Cost)
+    _set_total(cost, total_usd)
+    _set_input(cost, input_usd)
+    _set_output(cost, output_usd)
+    _set_read(cost, cache_read_usd)
+    _set_write(cost, cache_write_usd)
+    _set_savings(cost, cache_savings_usd)
+    _set_source(cost, source)
+    return cost
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +270,13 @@ class _Rates:
     pico: bool = False
     """True when every rate is an ``int`` (or ``_PicoTiers``) of pico-dollars (1e-12 USD)
     per token, per request for ``requests_per_k``: see :func:`_in_pico`."""
+    flat: _Rates | None = None
+    """Tiered pico rates only: the same rates with every tier at its base price, which
+    price a call of at most ``flat_up_to`` input tokens (below every tier's start)."""
+    flat_up_to: int = 0
+    plain: bool = False
+    """Pico rates whose input and output are flat ints and that charge no per-request
+    fee: a call without cache or reasoning tokens is then two products."""
 
 
 # Exact integer arithmetic. Prices are decimals with few digits: in pico-dollars per token
@@ -264,9 +308,10 @@ def _whole(rate: Decimal, units_per_dollar_rate: int) -> int:
 
 
 def _in_pico(rates: _Rates) -> _Rates:
-    """``rates`` in pico-dollars when every rate allows it, else ``rates`` as they are."""
+    """``rates`` in pico-dollars when every rate allows it, else ``rates`` as they are.
+    Tiered pico rates come with their flat twin (:attr:`_Rates.flat`)."""
     try:
-        return _Rates(
+        pico = _Rates(
             input=_pico_of(rates.input, _MTOK),
             output=_pico_of(rates.output, _MTOK),
             cache_read=_pico_of(rates.cache_read, _MTOK),
@@ -279,6 +324,33 @@ def _in_pico(rates: _Rates) -> _Rates:
         )
     except (ValueError, ArithmeticError):
         return rates
+    pico = dataclasses.replace(pico, plain=_plain(pico))
+    starts = [start for rate in _rate_values(pico) if type(rate) is _PicoTiers for start, _ in rate.tiers]
+    if not starts:
+        return pico
+    # Most calls stay below the first tier (200k input tokens for Claude): priced by
+    # the base rates, every part an int product, with no tier walk per part.
+    flat = _Rates(*(r.base if type(r) is _PicoTiers else r for r in _rate_values(pico)), pico=True)  # type: ignore[arg-type]
+    flat = dataclasses.replace(flat, plain=_plain(flat))
+    return dataclasses.replace(pico, flat=flat, flat_up_to=min(starts))
+
+
+def _plain(rates: _Rates) -> bool:
+    return type(rates.input) is int and type(rates.output) is int and rates.requests_per_k is None
+
+
+def _rate_values(rates: _Rates) -> tuple[_Rate, ...]:
+    """The eight rates of ``rates``, in field order."""
+    return (
+        rates.input,
+        rates.output,
+        rates.cache_read,
+        rates.cache_write,
+        rates.cache_write_5m,
+        rates.cache_write_1h,
+        rates.output_reasoning,
+        rates.requests_per_k,
+    )
 
 
 def _rates_of(model_price: ModelPrice) -> _Rates:
@@ -351,20 +423,45 @@ def price(
         return None
     try:
         rates = resolved.fixed or resolved.rates(timestamp)
+        if rates.flat is not None and usage.input_tokens <= rates.flat_up_to:
+            rates = rates.flat
+        if (
+            rates.plain
+            and usage.input_tokens >= 0
+            and usage.output_tokens >= 0
+            and not (
+                usage.cache_read_input_tokens
+                or usage.cache_creation_input_tokens
+                or usage.reasoning_output_tokens
+            )
+        ):
+            # Flat per-token prices, a call with no cache or reasoning tokens (most calls):
+            # two exact integer products, the same floats as the general path below.
+            input_pico = rates.input * usage.input_tokens  # type: ignore[operator]
+            output_pico = rates.output * usage.output_tokens  # type: ignore[operator]
+            return _cost_of(
+                (input_pico + output_pico) / _PICO,
+                input_pico / _PICO,
+                output_pico / _PICO,
+                0.0,
+                0.0,
+                0.0,
+                resolved.source,
+            )
         parts = _price_parts(usage, rates)
     except Exception:
         _warn_once(provider, model, "pricing failed", exc_info=True)
         return None
     input_usd, output_usd, read_usd, write_usd, savings_usd = parts
     if rates.pico:
-        return Cost(
-            total_usd=(input_usd + output_usd + read_usd + write_usd) / _PICO,
-            input_usd=input_usd / _PICO,
-            output_usd=output_usd / _PICO,
-            cache_read_usd=read_usd / _PICO,
-            cache_write_usd=write_usd / _PICO,
-            cache_savings_usd=savings_usd / _PICO,
-            source=resolved.source,
+        return _cost_of(
+            (input_usd + output_usd + read_usd + write_usd) / _PICO,
+            input_usd / _PICO,
+            output_usd / _PICO,
+            read_usd / _PICO,
+            write_usd / _PICO,
+            savings_usd / _PICO,
+            resolved.source,
         )
     return Cost(
         total_usd=float(input_usd + output_usd + read_usd + write_usd),

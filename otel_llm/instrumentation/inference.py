@@ -42,7 +42,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -61,6 +60,7 @@ from otel_llm import __version__, failures, pricing, tasks
 from otel_llm import attributes as attrs
 from otel_llm.instrumentation.instruments import instruments_for
 from otel_llm.pricing import Cost
+from otel_llm.redaction import redact_text
 from otel_llm.tasks import error_type
 from otel_llm.usage import Usage
 
@@ -172,7 +172,7 @@ class InferenceRequest:
 # copies what it keeps); bounded, cleared when full.
 _metric_attribute_sets: dict[
     tuple[str, str, str | None, str | None],
-    tuple[dict[str, AttributeValue], dict[str, AttributeValue], dict[str, AttributeValue]],
+    tuple[dict[str, AttributeValue], dict[str, AttributeValue], dict[str, AttributeValue], Any],
 ] = {}
 _METRIC_ATTRIBUTE_SETS = 1024
 
@@ -440,11 +440,11 @@ class InferenceCall:
         if self._ttft is not None:
             out[gen_ai.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = self._ttft
         if self.usage is not None:
-            out.update(self.usage.span_attributes())
+            self.usage.span_attributes(out)
             if self.estimated:
                 out[attrs.USAGE_ESTIMATED] = True
             if self.cost is not None:
-                out.update(self.cost.span_attributes())
+                self.cost.span_attributes(out)
             else:
                 out[attrs.PRICE_SOURCE] = pricing.PRICE_SOURCE_UNKNOWN
         if error is not None:
@@ -476,12 +476,13 @@ class InferenceCall:
                 metric_attrs,
                 {**metric_attrs, gen_ai.GEN_AI_TOKEN_TYPE: "input"},
                 {**metric_attrs, gen_ai.GEN_AI_TOKEN_TYPE: "output"},
+                instruments.cost.key(metric_attrs),
             )
             if error is None:
                 if len(_metric_attribute_sets) >= _METRIC_ATTRIBUTE_SETS:
                     _metric_attribute_sets.clear()
                 _metric_attribute_sets[key] = sets
-        metric_attrs, input_attrs, output_attrs = sets
+        metric_attrs, input_attrs, output_attrs, cost_key = sets
         instruments.operation_duration.record(duration, metric_attrs)
         if self._ttft is not None:
             instruments.time_to_first_chunk.record(self._ttft, metric_attrs)
@@ -494,7 +495,7 @@ class InferenceCall:
             instruments.token_usage.record(self.usage.input_tokens, input_attrs)
             instruments.token_usage.record(self.usage.output_tokens, output_attrs)
         if self.cost is not None:
-            instruments.cost.add(self.cost.total_usd, metric_attrs)
+            instruments.cost.add_to(cost_key, self.cost.total_usd)
 
 
 class _Activated:
@@ -546,10 +547,7 @@ def _enter_task(request: InferenceRequest) -> tasks.TaskCall | None:
         return None
 
 
-_SECRET_LIKE = re.compile(r"\b(?:sk|pk|rk|key|api[_-]?key|bearer)[-_ :=]*[A-Za-z0-9*_\-.]{6,}", re.IGNORECASE)
-
-
 def status_message(error: BaseException) -> str:
     """The span status description of a failed call: the error's type and message, with
     anything shaped like a key (providers echo masked keys in 401 messages) removed."""
-    return _SECRET_LIKE.sub("[redacted]", f"{type(error).__name__}: {error}")[:500]
+    return redact_text(f"{type(error).__name__}: {error}")[:500]

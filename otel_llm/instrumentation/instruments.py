@@ -37,7 +37,15 @@ class CostTotals:
         self._totals: dict[tuple[tuple[str, AttributeValue], ...], float] = {}
 
     def add(self, amount: float, attributes: Mapping[str, AttributeValue]) -> None:
-        key = tuple(attributes.items())
+        self.add_to(self.key(attributes), amount)
+
+    @staticmethod
+    def key(attributes: Mapping[str, AttributeValue]) -> tuple[tuple[str, AttributeValue], ...]:
+        """The running sum's key for ``attributes`` (callers with fixed attribute sets
+        make it once and use :meth:`add_to`)."""
+        return tuple(attributes.items())
+
+    def add_to(self, key: tuple[tuple[str, AttributeValue], ...], amount: float) -> None:
         with self._lock:
             self._totals[key] = self._totals.get(key, 0.0) + amount
 

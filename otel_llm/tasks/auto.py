@@ -117,6 +117,12 @@ def owner_of_call(ctx: otel_context.Context) -> tuple[Task | None, otel_context.
     span (None: the current one): the explicit task, else the task joined through
     baggage, else (automatic tasks on) the trace's task, else the process's. (None,
     None) when no task owns it."""
+    if not ctx:
+        # An empty context (a plain script: no task, no baggage, no span) can only
+        # belong to the process task: one check instead of three lookups.
+        if not STATE.auto_enabled:
+            return None, None
+        return STATE.made or _process_task()
     found = ctx.get(TASK_KEY)
     if found is not None:
         return found, None

@@ -769,6 +769,29 @@ class Task:
         self._emit(events)
         return iteration, reserved
 
+    def count_call(self) -> int | None:
+        """Admit a model call to a task with nothing to check, as a counter increment:
+        no limits, no ``on_exceed`` hook, no ``reserve``, no task around it, never
+        killed, warned or exceeded, no tool batch open (the automatic process task under
+        ``opentelemetry-instrument`` with no policy). Returns the iteration number, or
+        None when the task needs :meth:`admit`."""
+        if (
+            self._limit_items
+            or self.parent is not None
+            or self._hook is not None
+            or self.reserve
+            or self._kill_reason is not None
+            or self.killed_by is not None
+            or self._warned
+            or self._exceeded
+            or not self._tools.idle
+        ):
+            return None
+        with self._lock:
+            spend = self._spend
+            spend.iterations += 1
+            return spend.iterations
+
     def unadmit(self, reserved: float) -> None:
         """Take back an :meth:`admit` (a task around this one refused the call)."""
         with self._lock:
@@ -790,8 +813,10 @@ class Task:
         calls its response asked for."""
         with self._lock:
             spend = self._spend
-            spend.reserved_usd = max(spend.reserved_usd - reserved, 0.0)
-            spend.requested_tool_calls += tool_calls
+            if reserved:
+                spend.reserved_usd = max(spend.reserved_usd - reserved, 0.0)
+            if tool_calls:
+                spend.requested_tool_calls += tool_calls
             if usage is not None:
                 spend.usage += usage
                 if estimated:
@@ -800,8 +825,9 @@ class Task:
                     spend.unpriced_calls += 1
             if cost is not None:
                 spend.cost += cost
-            events = self._limit_events()
-        self._emit(events)
+            events = self._limit_events() if self._limit_items else None
+        if events:
+            self._emit(events)
 
     # -- tools ---------------------------------------------------------------------
 

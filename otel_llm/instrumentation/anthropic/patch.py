@@ -224,28 +224,45 @@ def _input_content(kwargs: Mapping[str, Any]) -> dict[str, AttributeValue]:
     return out
 
 
+# id(client) -> (client, its base URL, provider, host, port): read once per client and
+# base URL (``base_url`` can be set on a client), not on every call.
+_clients: dict[int, tuple[Any, Any, str, str | None, int]] = {}
+
+
+def _client_info(client: Any) -> tuple[str, str | None, int]:
+    url = client._base_url
+    hit = _clients.get(id(client))
+    if hit is not None and hit[0] is client and hit[1] is url:
+        return hit[2], hit[3], hit[4]
+    provider = getattr(client, "_gen_ai_provider_name", None) or "anthropic"
+    host, port = url.host or None, url.port or (443 if url.scheme == "https" else 80)
+    if len(_clients) > 256:
+        _clients.clear()
+    _clients[id(client)] = (client, url, provider, host, port)
+    return provider, host, port
+
+
 def describe(
     telemetry: Telemetry, instance: Any, kwargs: Mapping[str, Any], stream: bool
 ) -> InferenceRequest:
     """What the instrumentation knows of a ``messages`` call before it is sent."""
-    client = instance._client
+    provider, host, port = _client_info(instance._client)
     model = kwargs.get("model")
     model = model if isinstance(model, str) else None
     max_tokens = kwargs.get("max_tokens")
-    url = client.base_url
     parts, estimate = scan(kwargs)
     if parts:
         parts.insert(0, model)
     return InferenceRequest(
-        provider=getattr(client, "_gen_ai_provider_name", None) or "anthropic",
+        provider=provider,
         operation=OPERATION,
         model=model,
         stream=stream,
         max_tokens=max_tokens if isinstance(max_tokens, int) else None,
-        server_address=url.host or None,
-        server_port=url.port or (443 if url.scheme == "https" else 80),
+        server_address=host,
+        server_port=port,
         input_estimate=estimate,
-        prefix_hash=prefix_hash(parts),
+        prefix_hash=prefix_hash(parts) if parts else None,
         request_hash=_request_digests.of_request(kwargs, "messages"),
         attributes=_input_content(kwargs) if telemetry.capture_content else {},
     )
@@ -276,21 +293,28 @@ def _output_content(parts: list[dict[str, Any]], stop_reason: Any) -> dict[str, 
 def record_message(call: InferenceCall, message: Any, capture: bool) -> None:
     """Hand a complete ``Message`` / ``BetaMessage`` (model or decoded dict) to ``call``."""
     try:
-        stop_reason = field(message, "stop_reason")
+        if isinstance(message, dict):
+            get = message.get
+            stop_reason, usage, content = get("stop_reason"), get("usage"), get("content")
+            model, response_id = get("model"), get("id")
+        else:
+            # The SDK's model: every one of these is a declared field in every version.
+            stop_reason, usage, content = message.stop_reason, message.usage, message.content
+            model, response_id = message.model, message.id
         attributes = _miss_attributes(field(message, "diagnostics"))
         if capture:
-            attributes = {
-                **(attributes or {}),
-                **_output_content(_parts(field(message, "content")), stop_reason),
-            }
-        usage = field(message, "usage")
+            attributes = {**(attributes or {}), **_output_content(_parts(content), stop_reason)}
+        tool_calls = 0
+        for block in content or ():
+            if field(block, "type") == "tool_use":
+                tool_calls += 1
         call.set_response(
-            model=field(message, "model"),
-            response_id=field(message, "id"),
+            model=model,
+            response_id=response_id,
             finish_reasons=(stop_reason,) if stop_reason else None,
             usage=Usage.from_anthropic(usage) if usage is not None else None,
             attributes=attributes,
-            tool_calls=sum(1 for b in field(message, "content") or () if field(b, "type") == "tool_use"),
+            tool_calls=tool_calls,
         )
     except Exception as exc:
         log_failure_once("reading an Anthropic message", exc)
@@ -372,7 +396,7 @@ class MessageAccumulator(StreamAccumulator):
             message = chunk.message
             self._model = message.model
             self._id = message.id
-            self._diagnostics = getattr(message, "diagnostics", None)
+            self._diagnostics = field(message, "diagnostics")
             usage = message.usage
             self._usage = {name: getattr(usage, name, None) for name in _USAGE_FIELDS}
             self._usage["cache_creation"] = getattr(usage, "cache_creation", None)

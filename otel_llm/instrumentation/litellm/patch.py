@@ -15,7 +15,7 @@ the executor its async functions run the sync ones in).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
@@ -178,6 +178,11 @@ class _SyncChatStream(SyncStream):
         if not chunk.choices and getattr(chunk, "usage", None) is not None:
             return super().__next__()
         return chunk
+
+    def _self_chunks(self) -> Iterator[Any]:  # what a ``for`` loop reads (streams.SyncStream)
+        for chunk in super()._self_chunks():
+            if chunk.choices or getattr(chunk, "usage", None) is None:
+                yield chunk
 
 
 class _AsyncStream(AsyncStream):

@@ -29,7 +29,7 @@ Where each surface funnels (openai 3.x):
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from openai import AsyncStream as OpenAIAsyncStream
@@ -326,6 +326,11 @@ class _ChatStreamHidingUsage(SyncStream):
         if not chunk.choices and chunk.usage is not None:
             return super().__next__()
         return chunk
+
+    def _self_chunks(self) -> Iterator[Any]:
+        for chunk in super()._self_chunks():
+            if chunk.choices or chunk.usage is None:
+                yield chunk
 
 
 class _AsyncChatStreamHidingUsage(AsyncStream):
