@@ -17,10 +17,13 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
+from otel_llm.tasks.collector import ENV_COLLECTOR_TOKEN, ENV_COLLECTOR_URL
+
 __all__ = ["ENV_TOKEN", "ENV_URL", "add_commands", "main"]
 
-ENV_URL = "OTEL_LLM_COLLECTOR_URL"
-ENV_TOKEN = "OTEL_LLM_COLLECTOR_TOKEN"
+# The agent side's names for the collector's address and token: one definition.
+ENV_URL = ENV_COLLECTOR_URL
+ENV_TOKEN = ENV_COLLECTOR_TOKEN
 DEFAULT_URL = "http://127.0.0.1:4318"
 
 

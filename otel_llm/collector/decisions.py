@@ -12,7 +12,7 @@ import asyncio
 import threading
 from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 __all__ = ["Decision", "KillLog"]
@@ -43,7 +43,12 @@ class Decision:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Decision:
-        return cls(**data)
+        """From :meth:`to_json`; keys this version does not know (state written by a
+        newer one) are ignored rather than failing the restart."""
+        return cls(**{key: value for key, value in data.items() if key in _DECISION_FIELDS})
+
+
+_DECISION_FIELDS = frozenset(f.name for f in fields(Decision))
 
 
 class KillLog:

@@ -10,7 +10,8 @@ What the receiver needs from the OTLP specification, in one place:
   mapping accepts). Malformed input raises :class:`OtlpDecodeError` saying what is wrong.
 - :func:`from_resource_spans` / :func:`from_export_request` turn trace messages into
   :class:`~otel_llm.storage.records.SpanRecord` rows (attribute values as strings,
-  the way the upstream ClickHouse exporter stores them).
+  the way the upstream ClickHouse exporter stores them), credentials replaced by
+  ``[redacted]`` (:mod:`otel_llm.redaction`).
 - :func:`iter_spans` flattens a request into :class:`OtlpSpan` records with typed
   attribute values, for readers that want the values rather than rows.
 """
@@ -40,6 +41,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
+from otel_llm.redaction import REDACTED, is_secret_name, redact_text
 from otel_llm.storage.records import SPAN_KINDS, STATUS_CODES, SpanEvent, SpanLink, SpanRecord, attribute_str
 
 __all__ = [
@@ -275,7 +277,7 @@ def iter_spans(request: ExportTraceServiceRequest) -> Iterator[OtlpSpan]:
                     scope_name=scope_spans.scope.name,
                     scope_version=scope_spans.scope.version,
                     status_code=span.status.code,
-                    status_message=span.status.message,
+                    status_message=redact_text(span.status.message) if span.status.message else "",
                     events=[(event.name, attributes(event.attributes)) for event in span.events],
                 )
 
@@ -303,24 +305,47 @@ def _kv_strings(pairs: Iterable[Any]) -> dict[str, str]:
     receiver's CPU: a non-empty string (most values) costs one attribute read, the other
     common kinds are converted inline, the rest by ``attribute_str``."""
     out = {}
+    plain = _PLAIN_KEYS
     for kv in pairs:
+        key = kv.key
         value = kv.value
         text = value.string_value
         if text:
-            out[kv.key] = text
-            continue
-        kind = value.WhichOneof("value")
-        if kind == "int_value":
-            out[kv.key] = str(value.int_value)
-        elif kind == "double_value":
-            out[kv.key] = _double_str(value.double_value)
-        elif kind == "bool_value":
-            out[kv.key] = "true" if value.bool_value else "false"
-        elif kind == "string_value":
-            out[kv.key] = ""
+            out[key] = text
         else:
-            out[kv.key] = attribute_str(any_value(value))
+            kind = value.WhichOneof("value")
+            if kind == "int_value":
+                out[key] = str(value.int_value)
+            elif kind == "double_value":
+                out[key] = _double_str(value.double_value)
+            elif kind == "bool_value":
+                out[key] = "true" if value.bool_value else "false"
+            elif kind == "string_value":
+                out[key] = ""
+            else:
+                out[key] = attribute_str(any_value(value))
+        if key not in plain:
+            _scrub(out, key)
     return out
+
+
+# Secrets never reach a table: attributes named like a credential are replaced whole,
+# free text that may quote one (URLs, exception messages) has the key-shaped parts
+# replaced. Names seen to be neither are remembered, so most attributes cost one lookup.
+_TEXT_KEYS = frozenset(
+    {"url.full", "url.query", "http.url", "http.target", "exception.message", "exception.stacktrace"}
+)
+_PLAIN_KEYS: set[str] = set()
+_MAX_PLAIN_KEYS = 1 << 16
+
+
+def _scrub(attributes: dict[str, str], key: str) -> None:
+    if is_secret_name(key):
+        attributes[key] = REDACTED
+    elif key in _TEXT_KEYS:
+        attributes[key] = redact_text(attributes[key])
+    elif len(_PLAIN_KEYS) < _MAX_PLAIN_KEYS:
+        _PLAIN_KEYS.add(key)
 
 
 def from_resource_spans(resource_spans: Any) -> list[SpanRecord]:
@@ -350,7 +375,7 @@ def from_resource_spans(resource_spans: Any) -> list[SpanRecord]:
                     span_attributes=_kv_strings(span.attributes),
                     duration_ns=max(span.end_time_unix_nano - start, 0),
                     status_code=STATUS_CODES[span.status.code] if 0 <= span.status.code < 3 else "Unset",
-                    status_message=span.status.message,
+                    status_message=redact_text(span.status.message) if span.status.message else "",
                     events=[
                         SpanEvent(e.time_unix_nano, e.name, _kv_strings(e.attributes)) for e in span.events
                     ]

@@ -89,7 +89,6 @@ class Outcome:
     rejected: int = 0
     message: str = ""
     events: list[BudgetEventRecord] = field(default_factory=list)
-    decisions: list[Decision] = field(default_factory=list)
 
 
 class TaskState:
@@ -590,7 +589,6 @@ class BudgetProcessor:
         cause = "manual" if limit == "manual" else "window" if group or alert_kind == "window" else "limit"
         self.stats[f"kills_{cause}"] += 1
         if outcome is not None:
-            outcome.decisions.append(decision)
             self._event(
                 outcome,
                 "killed",

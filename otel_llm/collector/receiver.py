@@ -78,7 +78,8 @@ def check_token(expected: str | None, header: str | None) -> bool:
     """Constant-time bearer-token check; always true when no token is configured."""
     if expected is None:
         return True
-    if not header or not header.startswith("Bearer "):
+    # The scheme name is case-insensitive (RFC 9110, 11.1).
+    if not header or header[:7].lower() != "bearer ":
         return False
     return hmac.compare_digest(header[7:].strip().encode(), expected.encode())
 

@@ -66,7 +66,6 @@ class Collector:
         self.forwarder: OtlpForwarder | None = None
         self.alerter: Any = None
         self.metrics_registry = SelfMetrics()
-        self.stats = {"requests": 0, "items": 0, "overloaded": 0, "http_errors": 0}
         self._synced: dict[str, int] = {}
         otlp = self.config.receivers.otlp
         self._inflight = threading.BoundedSemaphore(otlp.max_concurrent_requests)
@@ -154,7 +153,6 @@ class Collector:
         @web.middleware
         async def auth(request: web.Request, handler: Any) -> web.StreamResponse:
             if token is not None and not check_token(token, request.headers.get("Authorization")):
-                self.stats["http_errors"] += 1
                 return web.json_response(
                     {"error": "missing or wrong bearer token"},
                     status=401,
@@ -176,7 +174,6 @@ class Collector:
 
     def _http_refused(self, signal: str, status: int) -> None:
         """An HTTP request refused before its items could be counted (one per request)."""
-        self.stats["http_errors"] += 1
         self.metrics_registry.requests.labels(protocol="http", signal=signal, status=str(status)).inc()
         reason = _REFUSAL_REASONS.get(status)
         if reason is not None and signal == "traces":
@@ -234,7 +231,6 @@ class Collector:
     def begin(self) -> None:
         """A request in flight (the receiver calls it before reading the body)."""
         if not self._inflight.acquire(blocking=False):
-            self.stats["overloaded"] += 1
             raise Overloaded(
                 f"too many export requests in flight (receivers.otlp.max_concurrent_requests="
                 f"{self.config.receivers.otlp.max_concurrent_requests}); retry later"
@@ -244,7 +240,6 @@ class Collector:
         self._inflight.release()
 
     def _export(self, signal: Signal, message: Message, raw: bytes | None, protocol: str) -> ExportResult:
-        self.stats["requests"] += 1
         if signal != "traces":
             if self.forwarder is not None:
                 self.forwarder.send(signal, raw if raw is not None else message.SerializeToString())
@@ -256,13 +251,11 @@ class Collector:
 
     def _export_traces(self, message: Message, raw: bytes | None, protocol: str) -> ExportResult:
         records = from_export_request(message)
-        self.stats["items"] += len(records)
         metrics = self.metrics_registry
         storage = self.storage
         # Room is held before the spans are accounted: once they are, they must be
         # stored (a 503 then would lose the budget events, and the retry count twice).
         if storage is not None and not storage.spans.reserve(len(records)):
-            self.stats["overloaded"] += 1
             metrics.spans_refused.labels(reason="overloaded").inc(len(records))
             raise Overloaded("the storage queue is full (storage.writer.max_queue_rows); retry later")
         try:

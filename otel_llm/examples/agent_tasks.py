@@ -1,10 +1,19 @@
-"""What the example agents do: five tasks, each in its own ``otel_llm.task`` with limits,
-the scripted model that plays them on the provider simulator, the human escalation
-hook, and the per-task table.
+"""What the example agents do: five tasks, each in its own ``otel_llm.task``, the scripted
+model that plays them on the provider simulator, the human escalation hook, and the
+per-task table.
 
-One task (``runaway``) never converges: its model keeps asking for another search. The
-guard stops it at ``max_iterations``; ``on_exceed`` hands it to a (scripted) human on
-call, who grants three more calls once and then says stop.
+Two versions of the same agent (``--version``), the seed exercise of the cost lessons:
+
+- version 1: no prompt caching, the tool calls one model turn asks for run one after
+  another, no caps (only a collector's policy, or the safety net of
+  :data:`SAFETY_TURNS` turns, stops a loop);
+- version 2 (default): a cache breakpoint on the stable prefix (Anthropic; OpenAI caches
+  by itself), independent tool calls run together in a thread pool, iteration, token
+  and spend caps per task with escalation to a human.
+
+One task (``runaway``) never converges: its model keeps asking for another search. In
+version 2 the guard stops it at ``max_iterations``; ``on_exceed`` hands it to a
+(scripted) human on call, who grants three more calls once and then says stop.
 """
 
 from __future__ import annotations
@@ -67,6 +76,14 @@ TASKS: tuple[TaskSpec, ...] = (
         escalate=True,
     ),
 )
+
+
+VERSIONS = (1, 2)
+# Version 1 has no caps: a loop that never converges would run until killed from outside
+# (the collector). This many turns end it anyway, so the example never hangs.
+SAFETY_TURNS = 60
+# Version 2's token cap, on top of each task's own limits.
+MAX_TOKENS_PER_TASK = 60_000
 
 
 # -- the scripted model (simulator) -------------------------------------------------------
@@ -213,11 +230,12 @@ def format_table(summaries: list[TaskSummary]) -> str:
 
 @contextmanager
 def model_endpoint(provider: str) -> Iterator[str | None]:
-    """The base URL to call: ``None`` for the real API (its key is set and no base URL is
-    configured), else a simulator started here with the scripted model."""
+    """The base URL to call: ``None`` when the provider's key is set (the SDK then calls
+    the real API, or the endpoint its base URL variable names, e.g. a simulator that
+    ``otel-llm demo`` started with the scripted model), else a simulator started here
+    with the scripted model."""
     key = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}[provider]
-    base = {"openai": "OPENAI_BASE_URL", "anthropic": "ANTHROPIC_BASE_URL"}[provider]
-    if os.environ.get(key) and not os.environ.get(base):
+    if os.environ.get(key):
         yield None
         return
     from otel_llm.sim import Simulator
@@ -239,20 +257,31 @@ def ensure_instrumented(provider: str) -> None:
         instrumentor.instrument()
 
 
-def run_all(run_task: Callable[[TaskSpec, OnCallHuman], TaskSummary]) -> list[TaskSummary]:
+RunTask = Callable[[TaskSpec, OnCallHuman, int], TaskSummary]
+
+
+def run_all(run_task: RunTask, version: int = 2) -> list[TaskSummary]:
     human = OnCallHuman()
     summaries = []
     for spec in TASKS:
-        summaries.append(run_task(spec, human))
+        summaries.append(run_task(spec, human, version))
     return summaries
 
 
-def main(provider: str, run_task: Callable[[TaskSpec, OnCallHuman], TaskSummary]) -> list[TaskSummary]:
+def main(provider: str, run_task: RunTask) -> list[TaskSummary]:
     parser = argparse.ArgumentParser(description=f"{provider} tool-using agent, five tasks")
     parser.add_argument("--json", metavar="PATH", help="also write the per-task summaries as JSON")
+    parser.add_argument(
+        "--version",
+        type=int,
+        choices=VERSIONS,
+        default=2,
+        help="1: no caching, tools one after another, no caps; 2 (default): cache breakpoint, "
+        "tools in parallel, caps with escalation",
+    )
     args = parser.parse_args()
     ensure_instrumented(provider)
-    summaries = run_all(run_task)
+    summaries = run_all(run_task, args.version)
     print(format_table(summaries))
     if args.json:
         with open(args.json, "w") as out:
@@ -260,5 +289,20 @@ def main(provider: str, run_task: Callable[[TaskSpec, OnCallHuman], TaskSummary]
     return summaries
 
 
-def task_for(spec: TaskSpec, human: OnCallHuman) -> otel_llm.Task:
-    return otel_llm.task(spec.name, **spec.limits, on_exceed=human if spec.escalate else None)
+def task_for(spec: TaskSpec, human: OnCallHuman, version: int = 2) -> otel_llm.Task:
+    """Version 2: the task's caps (and a token cap), escalating to ``human`` where the
+    spec says so. Version 1: no caps at all."""
+    if version == 1:
+        return otel_llm.task(spec.name)
+    limits = {"max_tokens": MAX_TOKENS_PER_TASK, **spec.limits}
+    return otel_llm.task(spec.name, **limits, on_exceed=human if spec.escalate else None)
+
+
+def turns(version: int) -> Iterator[int]:
+    """The agent loop's turns: endless in version 2 (the caps stop it), at most
+    :data:`SAFETY_TURNS` in version 1 (its safety net, see there)."""
+    turn = 0
+    while version != 1 or turn < SAFETY_TURNS:
+        yield turn
+        turn += 1
+    print(f"  gave up after {SAFETY_TURNS} turns (version 1 has no caps)", file=sys.stderr)

@@ -1,12 +1,13 @@
-"""A tool-using agent loop on the OpenAI Chat Completions API, five tasks, each bounded
-by ``otel_llm.task`` limits.
+"""A tool-using agent loop on the OpenAI Chat Completions API, five tasks, in two versions
+(``--version 1|2``, see :mod:`otel_llm.examples.agent_tasks`; OpenAI caches prompt
+prefixes by itself, so the versions differ in tool parallelism and caps).
 
     python -m otel_llm.examples.openai_agent                    # against the provider simulator
     OPENAI_API_KEY=sk-... python -m otel_llm.examples.openai_agent   # against the real API
     opentelemetry-instrument python -m otel_llm.examples.openai_agent   # with export, no code change
 
-The loop has no turn limit of its own: ``while True`` until the model stops asking for
-tools. The ``runaway`` task never stops by itself; the budget guard refuses its next call
+In version 2 the loop has no turn limit of its own: it runs until the model stops asking
+for tools. The ``runaway`` task never stops by itself; the budget guard refuses its next call
 (``otel_llm.BudgetExceeded``) before the request is sent.
 """
 
@@ -25,6 +26,7 @@ from otel_llm.examples.agent_tasks import (
     main,
     model_endpoint,
     task_for,
+    turns,
     user_prompt,
 )
 from otel_llm.examples.workspace import TOOLS, Workspace
@@ -33,14 +35,16 @@ MODEL = "gpt-4o-mini"
 OPENAI_TOOLS = [{"type": "function", "function": tool} for tool in TOOLS]
 
 
-def run_task(client: openai.OpenAI, spec: TaskSpec, human: OnCallHuman) -> otel_llm.TaskSummary:
+def run_task(
+    client: openai.OpenAI, spec: TaskSpec, human: OnCallHuman, version: int = 2
+) -> otel_llm.TaskSummary:
     messages: list[dict] = [
         {"role": "system", "content": SYSTEM},
         {"role": "user", "content": user_prompt(spec)},
     ]
-    with Workspace() as workspace, task_for(spec, human) as task:
+    with Workspace() as workspace, task_for(spec, human, version) as task:
         try:
-            while True:
+            for _ in turns(version):
                 response = client.chat.completions.create(
                     model=MODEL, messages=messages, tools=OPENAI_TOOLS, max_tokens=512
                 )
@@ -48,10 +52,13 @@ def run_task(client: openai.OpenAI, spec: TaskSpec, human: OnCallHuman) -> otel_
                 messages.append(message.model_dump(exclude_none=True))
                 if not message.tool_calls:
                     break
-                for call in message.tool_calls:
-                    arguments = json.loads(call.function.arguments or "{}")
-                    result = workspace.run(call.function.name, arguments, call.id)
-                    messages.append({"role": "tool", "tool_call_id": call.id, "content": result})
+                calls = [
+                    (call.function.name, json.loads(call.function.arguments or "{}"), call.id)
+                    for call in message.tool_calls
+                ]
+                outputs = workspace.run_batch(calls, parallel=version >= 2)
+                for call, output in zip(message.tool_calls, outputs, strict=True):
+                    messages.append({"role": "tool", "tool_call_id": call.id, "content": output})
         except otel_llm.BudgetExceeded as stopped:
             print(f"  stopped: {stopped}", file=sys.stderr)
     return task.summary()
@@ -63,4 +70,4 @@ if __name__ == "__main__":
             client = openai.OpenAI(max_retries=0)
         else:
             client = openai.OpenAI(base_url=base_url, api_key="sk-simulator", max_retries=0)
-        main("openai", lambda spec, human: run_task(client, spec, human))
+        main("openai", lambda spec, human, version: run_task(client, spec, human, version))

@@ -7,15 +7,21 @@ asked for.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import otel_llm
 
 DATA = Path(__file__).resolve().parent / "data"
+# Seconds each tool call takes on top of its work (a real tool waits on a disk, a network
+# or a subprocess): set by ``otel-llm demo`` so running tools together visibly saves time.
+ENV_TOOL_SECONDS = "OTEL_LLM_EXAMPLE_TOOL_SECONDS"
 
 # One description per tool, shaped by each provider's wrapper in the agents.
 TOOLS: list[dict[str, Any]] = [
@@ -53,6 +59,7 @@ class Workspace:
     """A throw-away copy of the example repository (the originals are never edited)."""
 
     def __init__(self, source: Path = DATA) -> None:
+        self.tool_seconds = float(os.environ.get(ENV_TOOL_SECONDS) or 0)
         self._tmp = tempfile.TemporaryDirectory(prefix="otel-llm-agent-")
         self.root = Path(self._tmp.name) / "repo"
         # Installed from a wheel, the package's data/src/*.py were byte-compiled: the
@@ -99,6 +106,8 @@ class Workspace:
     def run(self, name: str, arguments: Mapping[str, Any], call_id: str | None = None) -> str:
         """Run one tool call the model asked for, as an ``execute_tool`` span."""
         with otel_llm.tool(name, call_id=call_id):
+            if self.tool_seconds > 0:
+                time.sleep(self.tool_seconds)
             if name == "read_file":
                 return self.read_file(str(arguments.get("path", "")))
             if name == "search":
@@ -110,3 +119,15 @@ class Workspace:
                     str(arguments.get("new", "")),
                 )
             return f"error: no tool {name}"
+
+    def run_batch(
+        self, calls: Sequence[tuple[str, Mapping[str, Any], str | None]], parallel: bool
+    ) -> list[str]:
+        """Run the tool calls of one model turn, ``(name, arguments, call_id)`` each:
+        together in a thread pool when ``parallel`` (they are independent), else one
+        after another. Results in the order of ``calls``."""
+        if not parallel or len(calls) < 2:
+            return [self.run(name, arguments, call_id) for name, arguments, call_id in calls]
+        # Work submitted inside a task belongs to it (otel_llm carries the task into the pool).
+        with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+            return list(pool.map(lambda call: self.run(*call), calls))

@@ -42,7 +42,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -61,6 +60,7 @@ from otel_llm import __version__, failures, pricing, tasks
 from otel_llm import attributes as attrs
 from otel_llm.instrumentation.instruments import instruments_for
 from otel_llm.pricing import Cost
+from otel_llm.redaction import redact_text
 from otel_llm.tasks import error_type
 from otel_llm.usage import Usage
 
@@ -547,10 +547,7 @@ def _enter_task(request: InferenceRequest) -> tasks.TaskCall | None:
         return None
 
 
-_SECRET_LIKE = re.compile(r"\b(?:sk|pk|rk|key|api[_-]?key|bearer)[-_ :=]*[A-Za-z0-9*_\-.]{6,}", re.IGNORECASE)
-
-
 def status_message(error: BaseException) -> str:
     """The span status description of a failed call: the error's type and message, with
     anything shaped like a key (providers echo masked keys in 401 messages) removed."""
-    return _SECRET_LIKE.sub("[redacted]", f"{type(error).__name__}: {error}")[:500]
+    return redact_text(f"{type(error).__name__}: {error}")[:500]

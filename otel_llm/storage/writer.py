@@ -439,10 +439,11 @@ class BatchWriter(Generic[R]):
             except QueryError as exc:
                 self._reject(batch, str(exc))
                 continue
-            self.spool.remove(batch)
+            # Counted before the file goes, so a reader who sees the spool empty sees the rows replayed.
             replayed += data.num_rows
             self._stats["rows_replayed"] += data.num_rows
             self._stats["inserts"] += 1
+            self.spool.remove(batch)
         if replayed:
             log.info("replayed %d spooled rows into %s", replayed, self.backend.description)
         self._delay = self.config.retry_initial

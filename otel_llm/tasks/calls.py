@@ -119,14 +119,23 @@ def enter_call(
                     },
                 )
         chain = owner.chain()
-        if STATE.collector_kills:
-            apply_kills(chain)
-        worst = _worst_case(chain, provider, model, max_tokens, input_estimate) if admit else None
     except BudgetExceeded:
         raise
     except Exception as exc:
         log_once("finding the task of a model call", exc)
         return None
+    # From here on a failure of ours never lets the call go uncounted.
+    if STATE.collector_kills:
+        try:
+            apply_kills(chain)
+        except Exception as exc:
+            log_once("applying the collector's kills", exc)
+    worst = None
+    if admit:
+        try:
+            worst = _worst_case(chain, provider, model, max_tokens, input_estimate)
+        except Exception as exc:  # no worst case: admitted on what is spent already
+            log_once("estimating a model call's worst-case cost", exc)
     state_before = owner.budget_state
     if not admit:
         return TaskCall(
@@ -147,10 +156,11 @@ def enter_call(
             member.unadmit(reserved)
         raise
     except Exception as exc:
+        # Not admitted (so no iteration), but its usage and cost still count at exit.
         log_once("checking the task budget", exc)
         for member, reserved in entries:
             member.unadmit(reserved)
-        return None
+        return TaskCall([(member, 0.0) for member in chain], parent_context, {attrs.TASK_ID: owner.task_id})
     try:
         owner.next_turn()
         span_attributes: dict[str, AttributeValue] = {

@@ -44,9 +44,9 @@ class Spend:
     unpriced_calls: int = 0
     """Calls with usage but no known price (the cost is then a floor)."""
     estimated_calls: int = 0
+    """Calls whose usage otel-llm estimated (the provider reported none)."""
     requested_tool_calls: int = 0
     """Tool calls the model asked for in its responses (run or not)."""
-    """Calls whose usage otel-llm estimated (the provider reported none)."""
     carried_tokens: int = 0
     """Tokens spent by the task in the process that passed it on (baggage)."""
     reserved_usd: float = 0.0

@@ -15,8 +15,9 @@ REQUESTS = 60
 SPANS = 50
 
 
-def send_until_accepted(url: str, body: bytes) -> int:
-    """Like an OTLP exporter: retry 503s (Retry-After) until the request is accepted."""
+def send_until_accepted(url: str, body: bytes, deadline: float) -> int:
+    """Like an OTLP exporter: retry 503s (Retry-After) until the request is accepted
+    (or ``deadline``, a ``time.monotonic()`` value, passes)."""
     tries = 0
     while True:
         tries += 1
@@ -30,6 +31,7 @@ def send_until_accepted(url: str, body: bytes) -> int:
         except urllib.error.HTTPError as exc:
             if exc.code != 503:  # only "retry later" is expected
                 raise
+            assert time.monotonic() < deadline, f"still refused after {tries} tries"
             time.sleep(0.05)
 
 
@@ -55,24 +57,33 @@ def test_no_span_is_lost_while_clickhouse_is_down_under_load(tmp_path):
                 ).SerializeToString()
                 for n in range(REQUESTS)
             ]
-            sent = threading.Event()
+            half = REQUESTS // 2
+            first_half_sent, killed, sent = threading.Event(), threading.Event(), threading.Event()
+            deadline = time.monotonic() + 120
 
             def load() -> None:
-                for body in bodies:
-                    send_until_accepted(url, body)
-                    time.sleep(0.02)  # a steady stream, so the outage falls in the middle
+                # The first half while ClickHouse is up, the rest once it is down (and
+                # while it comes back): the outage falls under load, whatever the timing.
+                for n, body in enumerate(bodies):
+                    if n == half:
+                        first_half_sent.set()
+                        if not killed.wait(60):
+                            return
+                    send_until_accepted(url, body, deadline)
                 sent.set()
 
             sender = threading.Thread(target=load)
             sender.start()
-            while collector.storage.spans.stats()["rows_inserted"] < 500:
-                time.sleep(0.01)
+            assert first_half_sent.wait(60)
+            assert collector.storage.spans.flush(timeout=60)
+            assert collector.storage.spans.stats()["rows_inserted"] == half * SPANS
             server.kill()  # mid-load, connections reset
-            while collector.storage.spans.stats()["rows_spooled"] == 0 and not sent.is_set():
+            killed.set()
+            while collector.storage.spans.stats()["rows_spooled"] == 0:
+                assert time.monotonic() < deadline, "nothing was spooled while ClickHouse was down"
                 time.sleep(0.01)
-            time.sleep(0.5)
             server.start()  # same port, same data
-            sender.join(timeout=120)
+            sender.join(timeout=max(deadline - time.monotonic(), 1))
             assert sent.is_set()
             writer = collector.storage.spans
             assert writer.flush(timeout=60)  # in ClickHouse or in the spool...

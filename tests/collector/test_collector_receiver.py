@@ -18,7 +18,10 @@ from google.rpc import error_details_pb2, status_pb2
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
-from support.otlp import call, request, running_collector
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+from support.otlp import call, kvs, request, running_collector
+
+from otel_llm.collector.receiver import check_token
 
 PROTOBUF = "application/x-protobuf"
 # gpt-4o-mini: $0.15 / MTok input, $0.60 / MTok output.
@@ -355,3 +358,64 @@ def test_requests_past_max_concurrent_are_503_before_their_body_is_read(tmp_path
         assert answer.startswith(b"HTTP/1.1 200 ")
         assert c.task("slow")["iterations"] == 2
         assert post(c.http_url + "/v1/traces", request(call("after")).SerializeToString())[0] == 200
+
+
+def test_credentials_in_spans_never_reach_otel_traces(tmp_path):
+    """Headers, keys and passwords are replaced whole; URLs and error messages that quote
+    a key keep everything but the key."""
+    secret_call = call(
+        "secrets",
+        **{
+            "http.request.header.authorization": "Bearer sk-live-0123456789abcdef",
+            "http.request.header.x-api-key": "sk-ant-api03-0123456789abcdef",
+            "openai.api_key": "sk-proj-0123456789abcdef",
+            "url.full": "https://generativelanguage.googleapis.com/v1beta/models?key=AIzaSyA0123456789abcdef&alt=sse",
+        },
+    )
+    secret_call.status.CopyFrom(
+        Status(code=2, message="AuthenticationError: Incorrect API key provided: sk-proj-****cdef.")
+    )
+    secret_call.events.append(
+        Span.Event(
+            name="exception",
+            time_unix_nano=secret_call.start_time_unix_nano,
+            attributes=kvs(
+                {"exception.message": "Error code: 401 - invalid x-api-key sk-ant-api03-AbCdEf123456"}
+            ),
+        )
+    )
+    body = request(secret_call, resource={"db.password": "hunter2-hunter2"}).SerializeToString()
+    with running_collector(tmp_path) as c:
+        assert post(c.http_url + "/v1/traces", body)[0] == 200
+        c.storage.spans.flush()
+        [row] = c.storage.backend.query(
+            "SELECT SpanAttributes AS a, ResourceAttributes AS r, StatusMessage AS m,"
+            " Events.Attributes[1] AS e FROM otel_traces"
+        ).dicts()
+        task = c.task("secrets")
+    a = row["a"]
+    assert a["http.request.header.authorization"] == "[redacted]"
+    assert a["http.request.header.x-api-key"] == "[redacted]"
+    assert a["openai.api_key"] == "[redacted]"
+    assert a["url.full"] == "https://generativelanguage.googleapis.com/v1beta/models?[redacted]&alt=sse"
+    assert a["gen_ai.usage.input_tokens"] == "100"  # a count, not a token
+    assert row["r"]["db.password"] == "[redacted]"
+    # The pattern errs on the side of hiding: "key provided" is key-shaped too.
+    assert row["m"] == "AuthenticationError: Incorrect API [redacted]: [redacted]"
+    assert row["e"]["exception.message"] == "Error code: 401 - invalid x-[redacted]"
+    assert "0123456789abcdef" not in json.dumps(row, default=str)
+    assert task["iterations"] == 1
+
+
+def test_the_bearer_scheme_name_is_case_insensitive():
+    assert [
+        check_token("s3cret", header)
+        for header in (
+            "Bearer s3cret",
+            "bearer s3cret",
+            "BEARER s3cret",
+            "Basic s3cret",
+            "Bearer",
+            "Bearers3cret",
+        )
+    ] == [True, True, True, False, False, False]

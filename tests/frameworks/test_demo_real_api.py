@@ -15,14 +15,15 @@ def _refused_port() -> int:
 
 
 def test_demo_against_an_unreachable_real_api_says_so_in_one_line(monkeypatch, capsys):
-    for key in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "OTEL_TRACES_EXPORTER"):
+    for key in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OTEL_TRACES_EXPORTER"):
         monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
-    monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{_refused_port()}/v1")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test-not-a-real-key")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", f"http://127.0.0.1:{_refused_port()}")
     assert demo.main() == 1
     errors = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(errors) == 1, errors
     (line,) = errors
-    assert line.startswith("otel-llm demo: quickstart.py: the real OpenAI API failed (APIConnectionError")
+    expected = "otel-llm demo: anthropic_agent.py: the real Anthropic API failed (APIConnectionError"
+    assert line.startswith(expected)
     assert "unset OPENAI_API_KEY and ANTHROPIC_API_KEY" in line
     assert "sk-test" not in line

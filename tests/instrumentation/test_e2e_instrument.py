@@ -87,20 +87,3 @@ def test_call_table_lists_each_call_and_the_total(exported):
     assert sum(1 for line in lines if line.startswith(("openai", "anthropic"))) == 6
     total = sum(s.attributes[attrs.COST_USD] for s in inference_spans(spans))
     assert lines[-1].split() == ["total", f"{total:.6f}"]
-
-
-def test_demo_prints_calls_and_tasks_with_the_runaway_stopped(capsys, monkeypatch):
-    from otel_llm import demo
-
-    for key in [k for k in os.environ if k.startswith(("OTEL_", "OPENAI_", "ANTHROPIC_"))]:
-        monkeypatch.delenv(key)
-    assert demo.main() == 0
-    out = capsys.readouterr().out
-    rows = [line.split() for line in out.splitlines()]
-    assert sum(1 for row in rows if row[:1] in (["openai"], ["anthropic"])) == 6
-    runaway = [row for row in rows if row[:1] == ["runaway"]]
-    # Both agents: escalated at 6 calls, granted 3 more, stopped before the 10th.
-    expected = ["stopped", "at", "max_iterations", "after", "1", "grant", "9"]
-    assert [row[1:8] for row in runaway] == [expected] * 2
-    done = [row for row in rows if row[1:2] == ["done"]]
-    assert len(done) == 8

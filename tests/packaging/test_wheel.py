@@ -100,8 +100,11 @@ def test_otel_llm_demo_runs_from_the_wheel(venv: Path, tmp_path: Path):
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    for script in ("quickstart.py", "openai_agent.py", "anthropic_agent.py"):
-        assert f"running otel_llm/examples/{script} under opentelemetry-instrument" in result.stdout
-    assert "Model calls of quickstart.py, one row per stored span:" in result.stdout
-    assert "Tasks of openai_agent.py, from the task spans it exported:" in result.stdout
-    assert result.stdout.count("stopped at max_iterations after 1 grant") == 2
+    for version in ("1", "2"):
+        line = f"otel_llm/examples/anthropic_agent.py --version {version} under opentelemetry-instrument"
+        assert line in result.stdout
+        assert f"Tasks of version {version}, from the task spans the agent exported:" in result.stdout
+    assert result.stdout.count("stopped at max_iterations after 1 grant") == 1
+    assert "Killed by the collector: task runaway (" in result.stdout
+    assert "webhook received: Task killed: runaway" in result.stdout
+    assert "Alerts received by the webhook: 2" in result.stdout

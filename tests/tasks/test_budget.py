@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import pickle
+from collections.abc import Callable
 
 import pytest
 
@@ -34,7 +35,13 @@ class Counting:
     def __init__(self) -> None:
         self.sent = 0
 
-    def call(self, usage: Usage = USAGE, *, max_tokens: int | None = 500, input_estimate: int = 250) -> None:
+    def call(
+        self,
+        usage: Usage = USAGE,
+        *,
+        max_tokens: int | None = 500,
+        input_estimate: int | Callable[[], int] = 250,
+    ) -> None:
         handle = tasks.enter_call("openai", MODEL, max_tokens=max_tokens, input_estimate=input_estimate)
         self.sent += 1  # the request goes out only after the guard admitted it
         if handle is not None:
@@ -336,6 +343,27 @@ def test_a_failure_in_accounting_is_logged_once_and_never_raises(spans, caplog):
             handle.exit_call(USAGE, object(), None)  # not a Cost: accounting fails
     assert t.summary().iterations == 2
     failures = [r for r in caplog.records if "accounting a call to its task" in r.getMessage()]
+    assert len(failures) == 1
+
+
+def test_a_failing_worst_case_estimate_still_counts_the_call_and_the_limit_holds(spans, caplog):
+    caplog.set_level(logging.WARNING, logger="otel_llm.tasks")
+
+    def broken_estimate() -> int:
+        raise RuntimeError("cannot count these messages")
+
+    provider = Counting()
+    with otel_llm.task("estimate-fails", max_usd=0.01, reserve=True) as t:
+        provider.call(input_estimate=broken_estimate)  # $0.0075
+        provider.call(input_estimate=broken_estimate)  # $0.015: over, once it is known
+        with pytest.raises(BudgetExceeded) as refused:
+            provider.call(input_estimate=broken_estimate)
+    sent = provider.sent
+    summary = t.summary()
+    assert (sent, summary.iterations, summary.input_tokens) == (2, 2, 2000)
+    assert summary.cost_usd == pytest.approx(0.015, abs=1e-12)
+    assert (refused.value.limit, refused.value.spent) == ("max_usd", pytest.approx(0.015, abs=1e-12))
+    failures = [r for r in caplog.records if "estimating a model call's worst-case cost" in r.getMessage()]
     assert len(failures) == 1
 
 
