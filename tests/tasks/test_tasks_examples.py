@@ -26,9 +26,11 @@ def _clean_env() -> dict[str, str]:
 @pytest.mark.parametrize("agent", ["openai_agent.py", "anthropic_agent.py"])
 def test_example_agent_runs_five_tasks_and_the_runaway_is_stopped_and_escalated(tmp_path, agent):
     out = tmp_path / "summary.json"
+    # Each tool takes 0.2 s, so reads run together really overlap: instant ones may not,
+    # and then the batch is rightly flagged as sequential.
     result = subprocess.run(
         [sys.executable, str(EXAMPLES / agent), "--json", str(out)],
-        env=_clean_env(),
+        env=_clean_env() | {"OTEL_LLM_EXAMPLE_TOOL_SECONDS": "0.2"},
         capture_output=True,
         text=True,
         timeout=120,
