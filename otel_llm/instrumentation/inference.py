@@ -291,6 +291,28 @@ class InferenceCall:
             return False
         return self._task_call.needs_usage
 
+    def with_stream_usage(
+        self,
+        mode: str,
+        kwargs: dict[str, Any],
+        add_usage: Callable[[dict[str, Any]], dict[str, Any] | None],
+        provider: str,
+    ) -> tuple[dict[str, Any], bool]:
+        """``kwargs`` to send, and whether usage was asked for on the caller's behalf (so
+        the extra usage chunk must be hidden): for a stream that :meth:`wants_stream_usage`,
+        ``add_usage(kwargs)`` (``None`` when the caller already decided). A failure here is
+        logged once and the request goes out as the caller wrote it."""
+        if mode == "never" or not self.request.stream:
+            return kwargs, False
+        try:
+            if self.wants_stream_usage(mode):
+                injected = add_usage(kwargs)
+                if injected is not None:
+                    return injected, True
+        except Exception as exc:
+            log_failure_once(f"asking for {provider} stream usage", exc)
+        return kwargs, False
+
     def response_arrived(self) -> None:
         """Note that the provider answered (a stream's proxy calls it when the stream
         opens): an error from here on ends a call that was sent."""

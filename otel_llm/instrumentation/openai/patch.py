@@ -495,16 +495,7 @@ def _factory(
 
         def usage_kwargs(call: InferenceCall, kwargs: dict[str, Any]) -> tuple[dict[str, Any], bool]:
             # After the guard, which knows the call's task and so its limits.
-            if usage_mode == "never" or not call.request.stream:
-                return kwargs, False
-            try:
-                if call.wants_stream_usage(usage_mode):
-                    injected = _with_include_usage(kwargs)
-                    if injected is not None:
-                        return injected, True
-            except Exception as exc:
-                log_failure_once("asking for OpenAI stream usage", exc)
-            return kwargs, False
+            return call.with_stream_usage(usage_mode, kwargs, _with_include_usage, "OpenAI")
 
         if is_async:
 
